@@ -82,7 +82,8 @@ SOLC_SHIM="$SOLCX_DIR/solc-v$SOLC_VERSION"
 # The shim runs tools/solc.js of the Plimsoll checkout that contains the current directory (so
 # several clones, e.g. CI's, do not fight over it), else of the checkout that installed it.
 shim_text="#!/bin/sh
-# Installed by $ROOT/tools/setup.sh: solc $SOLC_VERSION via the npm solc module (tools/solc.js).
+# plimsoll-solc-shim v1, installed by $ROOT/tools/setup.sh:
+# solc $SOLC_VERSION via the npm solc module (tools/solc.js of a Plimsoll checkout).
 d=\"\$PWD\"
 while [ -n \"\$d\" ]; do
   if [ -f \"\$d/tools/solc.js\" ] && [ -d \"\$d/node_modules/solc\" ]; then exec node \"\$d/tools/solc.js\" \"\$@\"; fi
@@ -90,7 +91,11 @@ while [ -n \"\$d\" ]; do
 done
 exec node \"$ROOT/tools/solc.js\" \"\$@\"
 "
-if [ -L "$SOLC_SHIM" ] || ! [ -f "$SOLC_SHIM" ] || [ "$(cat "$SOLC_SHIM")" != "${shim_text%$'\n'}" ]; then
+# Keep an existing shim of ours whose fallback checkout still exists (no flip-flop between clones).
+shim_fallback="$(sed -n 's/^exec node "\(.*\)" "\$@"$/\1/p' "$SOLC_SHIM" 2>/dev/null || true)"
+if [ -L "$SOLC_SHIM" ] || ! [ -f "$SOLC_SHIM" ] || ! [ -x "$SOLC_SHIM" ] \
+    || ! grep -q 'plimsoll-solc-shim v1' "$SOLC_SHIM" || ! [ -f "$shim_fallback" ] \
+    || ! [ -d "$(dirname "$(dirname "$shim_fallback")")/node_modules/solc" ]; then
   log "installing solc stand-in at $SOLC_SHIM"
   mkdir -p "$SOLCX_DIR"
   rm -f "$SOLC_SHIM"
