@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {PlimsollStorage} from "./PlimsollStorage.sol";
+import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
+
+/// @title MarginEngine
+/// @notice Standard margin: the one computation behind every view and every enforcement path.
+/// @dev Rounding favours the protocol: collateral value and PnL round down, requirements and
+///      funding owed round up.
+///
+///      Per position in market m at oracle price p (all [wad]):
+///        notional = ceil(|size| x p)
+///        imRate   = min(imBase + ceil(|size| x sizeSlope), 1)
+///        IM       = ceil(notional x imRate)
+///        MM       = ceil(notional x ceil(imRate x mmFactor))
+///        funding  = ceil(size x (index - position.index))          (owed by the position)
+///        uPnL     = floor(size x p) - openNotional - funding
+///      Per collateral asset: value = floor(floor(toWad(balance) x price) x haircut).
+///      equity = cash + sum(value) + sum(uPnL); liquidatable iff equity < MM.
+abstract contract MarginEngine is PlimsollStorage {
+    using WadMath for uint256;
+
+    /// @dev One account's margin at one instant, with the per-market prices and funding indexes
+    ///      it used so that callers can act on exactly those.
+    struct Snapshot {
+        int256 equity; // [wad USD]
+        uint256 im; // [wad USD]
+        uint256 mm; // [wad USD]
+        uint256 notional; // [wad USD] sum of |size| x price
+        uint256[] marketIds;
+        uint256[] prices; // [wad]
+        int256[] indexes; // [wad] current funding index (pending accrual included)
+    }
+
+    // ------------------------------------------------------------------ rates
+
+    /// @dev IM rate of a position of |size| `absSize` [wad]; grows with size, capped at 100%.
+    function _imRate(MarketConfig memory c, uint256 absSize) internal pure returns (uint256 rate) {
+        rate = c.imBaseWad + absSize.mulWadUp(c.sizeSlopeWad);
+        if (rate > WAD) rate = WAD;
+    }
+
+    /// @dev Notional, IM and MM of a position.
+    function _requirements(MarketConfig memory c, int256 size, uint256 price)
+        internal
+        pure
+        returns (uint256 notional, uint256 im, uint256 mm)
+    {
+        uint256 absSize = WadMath.abs(size);
+        notional = absSize.mulWadUp(price);
+        uint256 imRate = _imRate(c, absSize);
+        im = notional.mulWadUp(imRate);
+        mm = notional.mulWadUp(imRate.mulWadUp(c.mmFactorWad));
+    }
+
+    /// @dev Funding rate per day [wad of price]: maxFundingRate x clamp(skew / skewScale, -1, 1),
+    ///      truncated toward zero. Positive: longs pay shorts and the pool.
+    function _fundingRatePerDay(MarketConfig memory c, MarketState memory s) internal pure returns (int256) {
+        if (c.skewScale == 0) return 0;
+        int256 skew = int256(uint256(s.longOI)) - int256(uint256(s.shortOI));
+        int256 prop = skew * int256(WAD) / int256(uint256(c.skewScale));
+        if (prop > int256(WAD)) prop = int256(WAD);
+        if (prop < -int256(WAD)) prop = -int256(WAD);
+        return prop * int256(uint256(c.maxFundingRateWad)) / int256(WAD);
+    }
+
+    /// @dev The funding index now: stored index + rate x price x elapsed / (WAD x 1 day),
+    ///      truncated toward zero.
+    function _currentIndex(MarketConfig memory c, MarketState memory s, uint256 price) internal view returns (int256) {
+        uint256 elapsed = block.timestamp - s.lastFundingTime;
+        if (elapsed == 0) return s.fundingIndex;
+        return s.fundingIndex + _fundingRatePerDay(c, s) * int256(price) * int256(elapsed) / int256(WAD * 1 days);
+    }
+
+    /// @dev Stores the funding index computed by `_currentIndex` (same block, same price).
+    function _accrue(uint256 marketId, int256 index) internal {
+        MarketState storage s = _marketStates[marketId];
+        if (s.lastFundingTime == block.timestamp) return;
+        s.fundingIndex = SafeCastLib.toInt128(index);
+        s.lastFundingTime = uint64(block.timestamp);
+        emit FundingAccrued(marketId, index, _fundingRatePerDay(_marketConfigs[marketId], s));
+    }
+
+    /// @dev Unrealized PnL of a position and the funding it owes, at `price` and `index`.
+    function _pnl(Position memory p, uint256 price, int256 index) internal pure returns (int256 pnl, int256 funding) {
+        funding = WadMath.smulWadCeil(p.size, index - p.fundingIndex);
+        pnl = WadMath.mulWadFloor(p.size, price) - p.openNotional - funding;
+    }
+
+    // ------------------------------------------------------------------ accounts
+
+    /// @dev Value of an account's non-cash collateral at the oracle, after haircuts.
+    function _collateralValue(address owner, uint256 sub, uint256 mask) internal view returns (uint256 value) {
+        for (uint256 i = 1; (mask >> i) != 0; ++i) {
+            if ((mask >> i) & 1 == 0) continue;
+            AssetConfig storage a = _assets[i];
+            uint256 price = oracle.price(a.feedId);
+            value += WadMath.toWad(_balances[owner][sub][i], a.decimals).mulWadDown(price).mulWadDown(a.haircutWad);
+        }
+    }
+
+    /// @dev The full margin picture of (owner, sub): every enforcement path and view uses it.
+    function _snapshot(address owner, uint256 sub) internal view returns (Snapshot memory snap) {
+        Account memory acct = _accounts[owner][sub];
+        snap.equity = int256(acct.cash) + SafeCastLib.toInt(_collateralValue(owner, sub, acct.assetMask));
+        uint256 mask = acct.marketMask;
+        uint256 n = _popcount(mask);
+        snap.marketIds = new uint256[](n);
+        snap.prices = new uint256[](n);
+        snap.indexes = new int256[](n);
+        uint256 k;
+        for (uint256 m; (mask >> m) != 0; ++m) {
+            if ((mask >> m) & 1 == 0) continue;
+            MarketConfig memory c = _marketConfigs[m];
+            uint256 price = oracle.price(c.feedId);
+            int256 index = _currentIndex(c, _marketStates[m], price);
+            Position memory p = _positions[owner][sub][m];
+            (int256 pnl,) = _pnl(p, price, index);
+            (uint256 notional, uint256 im, uint256 mm) = _requirements(c, p.size, price);
+            snap.equity += pnl;
+            snap.im += im;
+            snap.mm += mm;
+            snap.notional += notional;
+            snap.marketIds[k] = m;
+            snap.prices[k] = price;
+            snap.indexes[k] = index;
+            ++k;
+        }
+    }
+
+    function _popcount(uint256 x) internal pure returns (uint256 n) {
+        // Masks are 16 bits wide: at most 16 iterations.
+        while (x != 0) {
+            x &= x - 1;
+            ++n;
+        }
+    }
+
+    /// @dev Reverts unless equity >= IM: the gate of every risk-increasing action.
+    function _requireInitialMargin(address owner, uint256 sub) internal view {
+        Snapshot memory s = _snapshot(owner, sub);
+        if (s.equity < SafeCastLib.toInt(s.im)) revert InsufficientMargin(owner, sub, s.equity, s.im);
+    }
+
+    // ------------------------------------------------------------------ pool
+
+    /// @dev The pool is the counterparty of every position: it holds -skew in each market. Its
+    ///      unrealized PnL comes from the market aggregates in O(markets):
+    ///        price PnL   = sumOpenNotional - floor(skew x p)
+    ///        funding due = floor(skew x index) - sumSizeFunding
+    function _poolMargin() internal view returns (int256 equity, uint256 im) {
+        equity = pool == address(0) ? int256(0) : int256(_accounts[pool][0].cash);
+        uint256 n = marketCount;
+        for (uint256 m; m < n; ++m) {
+            MarketState memory s = _marketStates[m];
+            if (s.longOI == 0 && s.shortOI == 0 && s.sumOpenNotional == 0 && s.sumSizeFunding == 0) continue;
+            MarketConfig memory c = _marketConfigs[m];
+            uint256 price = oracle.price(c.feedId);
+            int256 index = _currentIndex(c, s, price);
+            int256 skew = int256(uint256(s.longOI)) - int256(uint256(s.shortOI));
+            equity += int256(s.sumOpenNotional) - WadMath.mulWadCeil(skew, price);
+            equity += WadMath.smulWadFloor(skew, index) - int256(s.sumSizeFunding);
+            (, uint256 req,) = _requirements(c, skew, price);
+            im += req;
+        }
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice Equity, initial margin and maintenance margin of a subaccount [wad USD].
+    function accountMargin(address owner, uint256 sub) external view returns (int256 equity, uint256 im, uint256 mm) {
+        Snapshot memory s = _snapshot(owner, sub);
+        return (s.equity, s.im, s.mm);
+    }
+
+    /// @notice Whether the subaccount can be liquidated now (equity < maintenance margin).
+    function isLiquidatable(address owner, uint256 sub) external view returns (bool) {
+        Snapshot memory s = _snapshot(owner, sub);
+        return s.equity < SafeCastLib.toInt(s.mm);
+    }
+
+    /// @notice The pool's equity (cash + unrealized PnL of its counter-positions) and initial margin.
+    function poolMargin() external view returns (int256 equity, uint256 im) {
+        return _poolMargin();
+    }
+
+    /// @notice The funding index of `marketId` now, pending accrual included [wad].
+    function fundingIndex(uint256 marketId) external view returns (int256) {
+        if (marketId >= marketCount) revert UnknownMarket(marketId);
+        MarketConfig memory c = _marketConfigs[marketId];
+        return _currentIndex(c, _marketStates[marketId], oracle.price(c.feedId));
+    }
+
+    function getAccount(address owner, uint256 sub) external view returns (Account memory) {
+        return _accounts[owner][sub];
+    }
+
+    function getPosition(address owner, uint256 sub, uint256 marketId) external view returns (Position memory) {
+        return _positions[owner][sub][marketId];
+    }
+
+    /// @notice Collateral balance [token units]; asset 0 (cash) is reported by `getAccount`.
+    function collateralBalance(address owner, uint256 sub, uint256 assetId) external view returns (uint256) {
+        return _balances[owner][sub][assetId];
+    }
+
+    function assetConfig(uint256 assetId) external view returns (AssetConfig memory) {
+        return _assets[assetId];
+    }
+
+    function marketConfig(uint256 marketId) external view returns (MarketConfig memory) {
+        return _marketConfigs[marketId];
+    }
+
+    function marketState(uint256 marketId) external view returns (MarketState memory) {
+        return _marketStates[marketId];
+    }
+
+    function liquidationConfig() external view returns (LiquidationConfig memory) {
+        return _liq;
+    }
+}

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+
+/// @title WadMath
+/// @notice Fixed-point helpers on the one scale Plimsoll uses for ratios, prices and USD values:
+///         WAD = 1e18. The rounding direction is part of every name (`Down` toward zero for
+///         unsigned values, `Floor` toward minus infinity for signed ones, `Up` away from zero).
+///         Token amounts stay in the token's own decimals at the edges; `toWad`/`fromWad*`
+///         are the only conversions.
+library WadMath {
+    uint256 internal constant WAD = 1e18;
+
+    /// @dev floor(x * y / WAD)
+    function mulWadDown(uint256 x, uint256 y) internal pure returns (uint256) {
+        return Math.mulDiv(x, y, WAD);
+    }
+
+    /// @dev ceil(x * y / WAD)
+    function mulWadUp(uint256 x, uint256 y) internal pure returns (uint256) {
+        return Math.mulDiv(x, y, WAD, Math.Rounding.Ceil);
+    }
+
+    /// @dev floor(x * WAD / y)
+    function divWadDown(uint256 x, uint256 y) internal pure returns (uint256) {
+        return Math.mulDiv(x, WAD, y);
+    }
+
+    /// @dev ceil(x * WAD / y)
+    function divWadUp(uint256 x, uint256 y) internal pure returns (uint256) {
+        return Math.mulDiv(x, WAD, y, Math.Rounding.Ceil);
+    }
+
+    /// @dev floor(x * y / WAD) for a signed x, rounding toward minus infinity.
+    function mulWadFloor(int256 x, uint256 y) internal pure returns (int256) {
+        if (x >= 0) return SafeCastLib.toInt(Math.mulDiv(uint256(x), y, WAD));
+        return -SafeCastLib.toInt(Math.mulDiv(abs(x), y, WAD, Math.Rounding.Ceil));
+    }
+
+    /// @dev ceil(x * y / WAD) for a signed x, rounding toward plus infinity.
+    function mulWadCeil(int256 x, uint256 y) internal pure returns (int256) {
+        if (x >= 0) return SafeCastLib.toInt(Math.mulDiv(uint256(x), y, WAD, Math.Rounding.Ceil));
+        return -SafeCastLib.toInt(Math.mulDiv(abs(x), y, WAD));
+    }
+
+    /// @dev x * y / WAD for signed x and y, rounded toward plus infinity (what a payer owes).
+    function smulWadCeil(int256 x, int256 y) internal pure returns (int256) {
+        uint256 m = Math.mulDiv(abs(x), abs(y), WAD, (x < 0) == (y < 0) ? Math.Rounding.Ceil : Math.Rounding.Floor);
+        return (x < 0) == (y < 0) ? SafeCastLib.toInt(m) : -SafeCastLib.toInt(m);
+    }
+
+    /// @dev x * y / WAD for signed x and y, rounded toward minus infinity.
+    function smulWadFloor(int256 x, int256 y) internal pure returns (int256) {
+        return -smulWadCeil(-x, y);
+    }
+
+    /// @dev |x| as uint256 (type(int256).min is out of every range Plimsoll stores).
+    function abs(int256 x) internal pure returns (uint256) {
+        return x >= 0 ? uint256(x) : uint256(-x);
+    }
+
+    /// @dev A token amount in `decimals` (<= 18) scaled to WAD; exact.
+    function toWad(uint256 amount, uint8 decimals) internal pure returns (uint256) {
+        return amount * 10 ** (18 - decimals);
+    }
+
+    /// @dev A WAD amount in token units, rounded down (what the protocol pays out).
+    function fromWadDown(uint256 wad, uint8 decimals) internal pure returns (uint256) {
+        return wad / 10 ** (18 - decimals);
+    }
+
+    /// @dev A WAD amount in token units, rounded up (what the protocol takes in).
+    function fromWadUp(uint256 wad, uint8 decimals) internal pure returns (uint256) {
+        return Math.ceilDiv(wad, 10 ** (18 - decimals));
+    }
+}
+
+/// @dev Minimal checked casts (OpenZeppelin's SafeCast names the bit width in every error; these
+///      are the three Plimsoll needs).
+library SafeCastLib {
+    error CastOverflow(uint256 value);
+
+    function toInt(uint256 x) internal pure returns (int256) {
+        if (x > uint256(type(int256).max)) revert CastOverflow(x);
+        return int256(x);
+    }
+
+    function toInt128(int256 x) internal pure returns (int128) {
+        if (x > type(int128).max || x < type(int128).min) revert CastOverflow(WadMath.abs(x));
+        return int128(x);
+    }
+
+    function toUint128(uint256 x) internal pure returns (uint128) {
+        if (x > type(uint128).max) revert CastOverflow(x);
+        return uint128(x);
+    }
+}
