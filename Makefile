@@ -37,7 +37,11 @@ setup:
 	@bash "$(ROOT)/tools/setup.sh"
 
 compile: setup
-	brownie compile
+	@if [ -n "$$(find contracts -name '*.sol' 2>/dev/null | head -1)" ]; then \
+	  brownie compile; \
+	else \
+	  echo "== compile: no contracts/*.sol yet, skipped"; \
+	fi
 
 build: compile
 
