@@ -1,0 +1,129 @@
+"""Compile the contracts with the project's solc stand-in and cache the artifacts.
+
+The compiler is npm's solc behind ``tools/solc.js`` (native solc cannot be downloaded on our
+machines). Settings match ``brownie-config.yaml`` and ``foundry.toml``: solc 0.8.28, optimizer
+200 runs, via-IR (the core needs it to stay under the 24 KiB code-size limit), EVM shanghai
+(the newest hardfork ganache 7 runs). Artifacts are cached in ``build/plimsoll/`` keyed by a hash
+of every source and the settings, so a second build is instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plimsoll.errors import BuildError
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTRACTS = ROOT / "contracts"
+CACHE_DIR = ROOT / "build" / "plimsoll"
+
+SETTINGS: dict[str, Any] = {
+    "optimizer": {"enabled": True, "runs": 200},
+    "viaIR": True,
+    "evmVersion": "shanghai",
+    "remappings": [
+        "@openzeppelin/=node_modules/@openzeppelin/",
+        "@chainlink/=node_modules/@chainlink/",
+        "@prb/=node_modules/@prb/",
+        "solady/=node_modules/solady/src/",
+    ],
+    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One compiled contract."""
+
+    name: str
+    source: str
+    abi: list[dict[str, Any]]
+    bytecode: str
+    deployed_size: int
+
+
+def _sources() -> list[Path]:
+    return sorted(p for p in CONTRACTS.rglob("*.sol"))
+
+
+def _fingerprint(files: list[Path]) -> str:
+    h = hashlib.sha256(json.dumps(SETTINGS, sort_keys=True).encode())
+    for f in files:
+        h.update(str(f.relative_to(ROOT)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def compile_contracts(force: bool = False) -> dict[str, Artifact]:
+    """Compile every contract under ``contracts/`` (cached) and return artifacts by name."""
+    files = _sources()
+    if not files:
+        raise BuildError(f"no Solidity sources under {CONTRACTS}")
+    key = _fingerprint(files)
+    cache = CACHE_DIR / f"artifacts-{key}.json"
+    if cache.exists() and not force:
+        return _load(json.loads(cache.read_text()))
+    solc = ROOT / "tools" / "solc.js"
+    if not solc.exists():
+        raise BuildError(f"{solc} missing: run `make setup`")
+    std_input = {
+        "language": "Solidity",
+        "sources": {str(f.relative_to(ROOT)): {"urls": [str(f.relative_to(ROOT))]} for f in files},
+        "settings": SETTINGS,
+    }
+    for f in files:
+        std_input["sources"][str(f.relative_to(ROOT))] = {"content": f.read_text()}
+    proc = subprocess.run(
+        ["node", str(solc), "--base-path", str(ROOT), "--include-path", str(ROOT / "node_modules"),
+         "--standard-json"],
+        input=json.dumps(std_input), capture_output=True, text=True, cwd=ROOT,
+        env={**os.environ}, check=False,
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise BuildError(f"solc failed ({proc.returncode}): {proc.stderr.strip()[:2000]}")
+    out = json.loads(proc.stdout)
+    errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
+    if errors:
+        raise BuildError("\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors))
+    data: dict[str, Any] = {}
+    for src, contracts in out["contracts"].items():
+        if not src.startswith("contracts/"):
+            continue
+        for name, c in contracts.items():
+            data[name] = {
+                "source": src,
+                "abi": c["abi"],
+                "bytecode": c["evm"]["bytecode"]["object"],
+                "deployed_size": len(c["evm"]["deployedBytecode"]["object"]) // 2,
+            }
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    for old in CACHE_DIR.glob("artifacts-*.json"):
+        old.unlink()
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(cache)
+    return _load(data)
+
+
+def _load(data: dict[str, Any]) -> dict[str, Artifact]:
+    return {
+        name: Artifact(name, d["source"], d["abi"], d["bytecode"], d["deployed_size"])
+        for name, d in data.items()
+    }
+
+
+def main() -> None:
+    arts = compile_contracts(force=True)
+    for name, a in sorted(arts.items()):
+        if a.bytecode:
+            print(f"{name:24s} {a.deployed_size:6d} bytes  ({a.source})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Deploy a complete Plimsoll system and describe it in a deployment file.
+
+:func:`deploy_local` deploys, for a local chain, mock tokens (USDC 6 decimals as cash, WETH 18,
+WBTC 8), Chainlink-style mock feeds, the oracle router, the core, the liquidity pool, two
+collateral assets and two perpetual markets, and seeds the pool and the insurance fund.
+The returned :class:`Deployment` carries web3 contract objects and writes a JSON file that the
+SDK and keepers load later.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+from web3.contract import Contract
+from web3.types import TxReceipt
+
+from plimsoll.build import Artifact, compile_contracts
+from plimsoll.chain import ErrorDecoder, send
+from plimsoll.errors import DeploymentError
+from plimsoll.units import WAD, token_units, wad
+
+FEED_DECIMALS = 8
+HEARTBEAT = 3600  # [s]
+
+
+@dataclass(frozen=True)
+class MarketSpec:
+    """Risk parameters of one perpetual market (WAD where a fraction)."""
+
+    name: str
+    feed_id: int
+    im_base: int = wad("0.1")  # 10x at small size
+    mm_factor: int = wad("0.5")  # MM = 5% at small size
+    taker_fee: int = wad("0.0005")
+    size_slope: int = wad("0.00002")  # IM rate + 0.002% per whole unit of size
+    max_funding_rate: int = wad("0.01")  # per day at full skew
+    skew_scale: int = wad(10_000)
+    max_open_interest: int = wad(100_000)
+
+    def as_tuple(self) -> tuple[int, bool, int, int, int, int, int, int, int]:
+        return (self.feed_id, True, self.im_base, self.mm_factor, self.taker_fee, self.size_slope,
+                self.max_funding_rate, self.skew_scale, self.max_open_interest)
+
+
+@dataclass(frozen=True)
+class AssetSpec:
+    symbol: str
+    decimals: int
+    feed_id: int
+    haircut: int
+    cap: int  # token units
+
+
+@dataclass
+class Deployment:
+    """A deployed system: contracts by name, assets and markets, and helpers to transact."""
+
+    w3: Web3
+    contracts: dict[str, Contract]
+    assets: list[dict[str, Any]]  # index = asset id - 1
+    markets: list[dict[str, Any]]  # index = market id
+    admin: str
+    block: int
+    decoder: ErrorDecoder
+    feeds: dict[int, Contract] = field(default_factory=dict)
+
+    @property
+    def core(self) -> Contract:
+        return self.contracts["Plimsoll"]
+
+    @property
+    def pool(self) -> Contract:
+        return self.contracts["LiquidityPool"]
+
+    @property
+    def cash(self) -> Contract:
+        return self.contracts["USDC"]
+
+    @property
+    def oracle(self) -> Contract:
+        return self.contracts["OracleRouter"]
+
+    def token(self, asset_id: int) -> Contract:
+        """The ERC-20 of asset ``asset_id`` (0 = cash)."""
+        if asset_id == 0:
+            return self.cash
+        return self.contracts[self.assets[asset_id - 1]["symbol"]]
+
+    def send(self, fn: Any, sender: str, gas: int | None = None) -> TxReceipt:
+        return send(fn, sender, self.decoder, gas=gas)
+
+    def set_price(self, feed_id: int, price_usd: float | int | str, sender: str | None = None) -> TxReceipt:
+        """Post a new answer (USD per token) on mock feed ``feed_id``."""
+        answer = int(wad(price_usd) // 10 ** (18 - FEED_DECIMALS))
+        return self.send(self.feeds[feed_id].functions.updateAnswer(answer), sender or self.admin)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.w3.eth.chain_id,
+            "deploy_block": self.block,
+            "admin": self.admin,
+            "contracts": {k: v.address for k, v in self.contracts.items()},
+            "feeds": {str(k): v.address for k, v in self.feeds.items()},
+            "assets": self.assets,
+            "markets": self.markets,
+        }
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=2))
+
+
+DEFAULT_ASSETS = [
+    AssetSpec("WETH", 18, 1, wad("0.8"), token_units(1_000_000, 18)),
+    AssetSpec("WBTC", 8, 2, wad("0.75"), token_units(50_000, 8)),
+]
+DEFAULT_MARKETS = [
+    MarketSpec("ETH-PERP", 1),
+    MarketSpec("BTC-PERP", 2, size_slope=wad("0.0005"), skew_scale=wad(500),
+               max_open_interest=wad(5_000)),
+]
+DEFAULT_PRICES = {1: 2000, 2: 60000}
+
+
+def _deploy(w3: Web3, art: Artifact, sender: str, *args: Any) -> Contract:
+    factory = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+    tx_hash = factory.constructor(*args).transact({"from": sender})
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+    if receipt["status"] != 1 or not receipt["contractAddress"]:
+        raise DeploymentError(f"deploying {art.name} failed")
+    return w3.eth.contract(address=receipt["contractAddress"], abi=art.abi)
+
+
+def deploy_local(
+    w3: Web3,
+    admin: str | None = None,
+    guardian: str | None = None,
+    pool_liquidity: int = token_units(10_000_000, 6),
+    insurance: int = token_units(100_000, 6),
+    assets: list[AssetSpec] | None = None,
+    markets: list[MarketSpec] | None = None,
+    prices: dict[int, float] | None = None,
+) -> Deployment:
+    """Deploy mocks and the whole protocol on a local chain; ``admin`` must be unlocked."""
+    arts = compile_contracts()
+    admin = admin or w3.eth.accounts[0]
+    guardian = guardian or admin
+    assets = DEFAULT_ASSETS if assets is None else assets
+    markets = DEFAULT_MARKETS if markets is None else markets
+    prices = DEFAULT_PRICES if prices is None else prices
+    decoder = ErrorDecoder([a.abi for a in arts.values()])
+    block = w3.eth.block_number
+
+    contracts: dict[str, Contract] = {}
+    contracts["USDC"] = _deploy(w3, arts["MockERC20"], admin, "USD Coin", "USDC", 6)
+    for a in assets:
+        contracts[a.symbol] = _deploy(w3, arts["MockERC20"], admin, a.symbol, a.symbol, a.decimals)
+    router = _deploy(w3, arts["OracleRouter"], admin, admin)
+    contracts["OracleRouter"] = router
+    feeds: dict[int, Contract] = {}
+    for feed_id, price in prices.items():
+        answer = int(wad(price) // 10 ** (18 - FEED_DECIMALS))
+        feeds[feed_id] = _deploy(w3, arts["MockFeed"], admin, FEED_DECIMALS, answer)
+        send(router.functions.setFeed(feed_id, feeds[feed_id].address, HEARTBEAT, WAD // 10**6,
+                                      10**9 * WAD), admin, decoder)
+    core = _deploy(w3, arts["Plimsoll"], admin, contracts["USDC"].address, router.address, admin,
+                   guardian)
+    contracts["Plimsoll"] = core
+    pool = _deploy(w3, arts["LiquidityPool"], admin, core.address, contracts["USDC"].address)
+    contracts["LiquidityPool"] = pool
+    send(core.functions.setPool(pool.address), admin, decoder)
+
+    asset_rows = []
+    for i, a in enumerate(assets, start=1):
+        send(core.functions.listAsset(contracts[a.symbol].address, a.haircut, a.feed_id, a.cap),
+             admin, decoder)
+        asset_rows.append({"id": i, "symbol": a.symbol, "decimals": a.decimals,
+                           "feed_id": a.feed_id, "address": contracts[a.symbol].address})
+    market_rows = []
+    for m_id, m in enumerate(markets):
+        send(core.functions.listMarket(m.as_tuple()), admin, decoder)
+        market_rows.append({"id": m_id, "name": m.name, "feed_id": m.feed_id})
+
+    usdc = contracts["USDC"]
+    if pool_liquidity:
+        send(usdc.functions.mint(admin, pool_liquidity), admin, decoder)
+        send(usdc.functions.approve(pool.address, pool_liquidity), admin, decoder)
+        send(pool.functions.deposit(pool_liquidity, admin), admin, decoder)
+    if insurance:
+        send(usdc.functions.mint(admin, insurance), admin, decoder)
+        send(usdc.functions.approve(core.address, insurance), admin, decoder)
+        send(core.functions.fundInsurance(insurance), admin, decoder)
+
+    return Deployment(w3=w3, contracts=contracts, assets=asset_rows, markets=market_rows,
+                      admin=admin, block=block, decoder=decoder, feeds=feeds)

@@ -1,0 +1,47 @@
+"""One exception root for the SDK, keepers and CLI.
+
+Every failure the SDK raises on purpose is a :class:`PlimsollError`; a contract revert comes back
+as :class:`ContractRevert` with the custom error's name and decoded arguments, not hex.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PlimsollError(Exception):
+    """Root of every error the Plimsoll SDK raises."""
+
+
+class BuildError(PlimsollError):
+    """The contracts could not be compiled."""
+
+
+class ChainError(PlimsollError):
+    """The chain (RPC or a local node) is unreachable or misbehaved."""
+
+
+class DeploymentError(PlimsollError):
+    """A deployment file is missing, malformed or does not match the chain."""
+
+
+class ContractRevert(PlimsollError):
+    """A call or transaction reverted with a (decoded) custom error.
+
+    Attributes
+    ----------
+    name : str
+        The Solidity error's name, e.g. ``"InsufficientMargin"`` (``"Error"`` for a string
+        revert, ``"Panic"`` for a panic code, ``"Unknown"`` when undecodable).
+    args : dict
+        The error's arguments by name.
+    data : str
+        The raw revert data as hex.
+    """
+
+    def __init__(self, name: str, args: dict[str, Any], data: str) -> None:
+        self.name = name
+        self.args_by_name = args
+        self.data = data
+        shown = ", ".join(f"{k}={v}" for k, v in args.items())
+        super().__init__(f"{name}({shown})")
