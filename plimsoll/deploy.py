@@ -122,8 +122,10 @@ DEFAULT_MARKETS = [
     MarketSpec("ETH-PERP", 1),
     MarketSpec("BTC-PERP", 2, size_slope=wad("0.0005"), skew_scale=wad(500),
                max_open_interest=wad(5_000)),
+    MarketSpec("SOL-PERP", 3, im_base=wad("0.2"), size_slope=wad("0.000001"),
+               skew_scale=wad(200_000), max_open_interest=wad(2_000_000)),
 ]
-DEFAULT_PRICES = {1: 2000, 2: 60000}
+DEFAULT_PRICES = {1: 2000, 2: 60000, 3: 150}
 
 
 def _deploy(w3: Web3, art: Artifact, sender: str, *args: Any) -> Contract:
