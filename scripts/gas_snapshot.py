@@ -1,0 +1,128 @@
+"""Gas snapshot: receipt gasUsed of every user-facing operation, on a fresh anvil.
+
+    python scripts/gas_snapshot.py            # rewrite gas-snapshot.json
+    python scripts/gas_snapshot.py --check    # exit 1 if gas-snapshot.json is stale
+
+Each figure is measured in a fixed, documented state so that runs are reproducible: the same
+sequence of transactions on a fresh chain gives the same gas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from plimsoll.chain import LocalNode
+from plimsoll.deploy import Deployment, deploy_local
+from plimsoll.units import token_units, wad
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAPSHOT = ROOT / "gas-snapshot.json"
+
+
+class Clock:
+    """Mines every transaction exactly 12 s after the previous one, so that elapsed times (and
+    with them funding accrual and first-write-in-a-block effects) do not depend on wall time."""
+
+    def __init__(self, dep: Deployment) -> None:
+        self.dep = dep
+        self.t = int(dep.w3.eth.get_block("latest")["timestamp"]) + 1000
+
+    def tick(self) -> None:
+        self.t += 12
+        self.dep.w3.provider.make_request("evm_setNextBlockTimestamp", [self.t])  # type: ignore[arg-type]
+
+    def send(self, fn: Any, sender: str) -> Any:
+        self.tick()
+        return self.dep.send(fn, sender)
+
+    def fund(self, who: str, asset_id: int, amount: int) -> None:
+        tok = self.dep.token(asset_id)
+        self.send(tok.functions.mint(who, amount), who)
+        self.send(tok.functions.approve(self.dep.core.address, 2**256 - 1), who)
+
+    def set_price(self, feed_id: int, px: float) -> None:
+        self.tick()
+        self.dep.set_price(feed_id, px)
+
+
+def measure() -> dict[str, int]:
+    gas: dict[str, int] = {}
+    with LocalNode(accounts=10) as w3:
+        dep = deploy_local(w3)
+        core = dep.core
+        a, b, c, keeper = w3.eth.accounts[1:5]
+
+        clock = Clock(dep)
+
+        def g(key: str, fn: Any, sender: str) -> None:
+            gas[key] = int(clock.send(fn, sender)["gasUsed"])
+
+        # Custody: a trader's first and second cash deposits, a collateral deposit, a withdrawal,
+        # a transfer between subaccounts.
+        clock.fund(a, 0, token_units(100_000, 6))
+        g("deposit_first", core.functions.deposit(0, 0, token_units(10_000, 6)), a)
+        g("deposit", core.functions.deposit(0, 0, token_units(10_000, 6)), a)
+        clock.fund(a, 1, wad(10))
+        g("deposit_collateral_first", core.functions.deposit(0, 1, wad(5)), a)
+        g("withdraw", core.functions.withdraw(0, 0, token_units(1_000, 6)), a)
+        g("transfer", core.functions.transfer(0, 1, 0, token_units(1_000, 6)), a)
+
+        # Perps: open, increase, close (one position, cash and WETH collateral).
+        g("open_perp", core.functions.trade(0, 0, wad(10), 0), a)
+        g("increase_perp", core.functions.trade(0, 0, wad(5), 0), a)
+        g("withdraw_with_position", core.functions.withdraw(0, 0, token_units(1_000, 6)), a)
+        g("close_perp", core.functions.trade(0, 0, -wad(15), 0), a)
+
+        # Liquidation of a 1-position account (cash only) and of a 3-position account.
+        clock.fund(b, 0, token_units(100_000, 6))
+        clock.send(core.functions.deposit(0, 0, token_units(2_100, 6)), b)
+        clock.send(core.functions.trade(0, 0, wad(10), 0), b)  # 20,000 notional, IM 2,002
+        clock.fund(c, 0, token_units(100_000, 6))
+        clock.send(core.functions.deposit(0, 0, token_units(7_000, 6)), c)
+        clock.send(core.functions.trade(0, 0, wad(10), 0), c)
+        clock.send(core.functions.trade(0, 1, wad("0.3"), 0), c)
+        clock.send(core.functions.trade(0, 2, wad(100), 0), c)
+        # keeper has an account already, so its reward credit is a warm write in both cases
+        clock.fund(keeper, 0, token_units(1_000, 6))
+        clock.send(core.functions.deposit(0, 0, token_units(100, 6)), keeper)
+        for feed, px in ((1, 1830), (2, 55_000), (3, 135)):
+            clock.set_price(feed, px)
+        assert core.functions.isLiquidatable(b, 0).call()
+        assert core.functions.isLiquidatable(c, 0).call()
+        g("liquidate_1_position", core.functions.liquidate(b, 0), keeper)
+        g("liquidate_3_positions", core.functions.liquidate(c, 0), keeper)
+
+        # Liquidity pool (ERC-4626).
+        usdc = dep.cash
+        clock.send(usdc.functions.mint(a, token_units(50_000, 6)), a)
+        clock.send(usdc.functions.approve(dep.pool.address, 2**256 - 1), a)
+        g("pool_deposit", dep.pool.functions.deposit(token_units(50_000, 6), a), a)
+        g("pool_withdraw", dep.pool.functions.withdraw(token_units(10_000, 6), a, a), a)
+    return dict(sorted(gas.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="fail if gas-snapshot.json is stale")
+    args = ap.parse_args(argv)
+    gas = measure()
+    if args.check:
+        old = json.loads(SNAPSHOT.read_text()) if SNAPSHOT.exists() else {}
+        if old != gas:
+            diff = {k: (old.get(k), gas.get(k)) for k in sorted(set(old) | set(gas))
+                    if old.get(k) != gas.get(k)}
+            print(f"gas-snapshot.json is stale: {diff} (run `make gas`)", file=sys.stderr)
+            return 1
+        print("gas-snapshot.json is up to date")
+        return 0
+    SNAPSHOT.write_text(json.dumps(gas, indent=2) + "\n")
+    print(json.dumps(gas, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
