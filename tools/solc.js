@@ -16,6 +16,7 @@
 // base path (default: cwd), each include path, each allowed path, and cwd; remappings from the
 // input JSON / command line are applied again as a fallback. Output is written in one write and
 // Node exits by itself (never process.exit after writing: that is what truncates solcjs output).
+// SOLC_WRAPPER_LOG=/path/file appends each standard-json call's flags and settings there.
 'use strict';
 
 const fs = require('fs');
@@ -232,6 +233,13 @@ function standardJson(opts) {
       }],
     }));
     return;
+  }
+  if (process.env.SOLC_WRAPPER_LOG) {
+    // Debugging aid: which settings/flags did the caller (brownie, forge, py-solc-x) send?
+    const { sources, ...rest } = input;
+    fs.appendFileSync(process.env.SOLC_WRAPPER_LOG, JSON.stringify({
+      argv: process.argv.slice(2), cwd: process.cwd(), sources: Object.keys(sources || {}), ...rest,
+    }) + '\n');
   }
   const remappings = (input.settings && input.settings.remappings) || [];
   const cb = makeImportCallback(opts, remappings);
