@@ -17,8 +17,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := test
 
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
-# anvil/forge/cast/ganache come from node_modules/.bin; brownie/pytest/ruff/mypy from .venv/bin.
-export PATH := $(ROOT)/node_modules/.bin:$(ROOT)/.venv/bin:$(PATH)
+# anvil/forge/cast/ganache come from node_modules/.bin; brownie/pytest/ruff/mypy from .venv/bin;
+# `solc` (the Node stand-in, tools/solc.js) from .tools/bin.
+export PATH := $(ROOT)/.tools/bin:$(ROOT)/node_modules/.bin:$(ROOT)/.venv/bin:$(PATH)
 
 PY     := $(ROOT)/.venv/bin/python
 SOLC   := $(ROOT)/tools/solc.js

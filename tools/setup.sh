@@ -5,7 +5,7 @@
 #   2. .venv/          python3.11 venv + pinned requirements-dev.txt, only on change (stamp)
 #   3. editable install of the `plimsoll` package into .venv, only when pyproject changed (stamp)
 #   4. ~/.solcx/solc-v<ver>  the Node solc stand-in (tools/solc.js), so py-solc-x and brownie
-#                            use it and never try to download a compiler
+#                            use it and never try to download a compiler; also .tools/bin/solc
 #   5. ~/.brownie/network-config.yaml  `development` = anvil (brownie's default) + `ganache-local`
 #
 # Stamps live in .tools/stamps/. A second run does nothing but hash a few files (~1 s).
@@ -103,6 +103,10 @@ if [ -L "$SOLC_SHIM" ] || ! [ -f "$SOLC_SHIM" ] || ! [ -x "$SOLC_SHIM" ] \
   chmod +x "$SOLC_SHIM"
 fi
 chmod +x tools/solc.js
+# Also as `solc` in .tools/bin (on PATH in the Makefile): py-solc-x's default compiler is
+# `which solc` (without it, bare solcx calls need set_solc_version("0.8.28")); slither too.
+mkdir -p .tools/bin
+[ "$(readlink .tools/bin/solc 2>/dev/null)" = "../../tools/solc.js" ] || ln -sfn ../../tools/solc.js .tools/bin/solc
 # Warm the cached version line (first --version loads the compiler once, later ones are instant).
 tools/solc.js --version >/dev/null
 
