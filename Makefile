@@ -52,6 +52,7 @@ test: setup
 	$(MAKE) --no-print-directory test-forge   || failed="$$failed test-forge"; \
 	$(MAKE) --no-print-directory test-py      || failed="$$failed test-py"; \
 	$(MAKE) --no-print-directory test-brownie || failed="$$failed test-brownie"; \
+	$(MAKE) --no-print-directory gas-check    || failed="$$failed gas-check"; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi; \
 	echo "make test: all suites passed"
 

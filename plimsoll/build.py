@@ -72,18 +72,24 @@ def compile_contracts(force: bool = False) -> dict[str, Artifact]:
     solc = ROOT / "tools" / "solc.js"
     if not solc.exists():
         raise BuildError(f"{solc} missing: run `make setup`")
-    std_input = {
-        "language": "Solidity",
-        "sources": {str(f.relative_to(ROOT)): {"urls": [str(f.relative_to(ROOT))]} for f in files},
-        "settings": SETTINGS,
-    }
-    for f in files:
-        std_input["sources"][str(f.relative_to(ROOT))] = {"content": f.read_text()}
+    sources = {str(f.relative_to(ROOT)): {"content": f.read_text()} for f in files}
+    std_input = {"language": "Solidity", "sources": sources, "settings": SETTINGS}
     proc = subprocess.run(
-        ["node", str(solc), "--base-path", str(ROOT), "--include-path", str(ROOT / "node_modules"),
-         "--standard-json"],
-        input=json.dumps(std_input), capture_output=True, text=True, cwd=ROOT,
-        env={**os.environ}, check=False,
+        [
+            "node",
+            str(solc),
+            "--base-path",
+            str(ROOT),
+            "--include-path",
+            str(ROOT / "node_modules"),
+            "--standard-json",
+        ],
+        input=json.dumps(std_input),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ},
+        check=False,
     )
     if proc.returncode != 0 or not proc.stdout.strip():
         raise BuildError(f"solc failed ({proc.returncode}): {proc.stderr.strip()[:2000]}")

@@ -56,21 +56,48 @@ class LocalNode:
         Seconds per block (interval mining); None mines one block per transaction.
     """
 
-    def __init__(self, kind: str = "anvil", accounts: int = 10, block_time: float | None = None,
-                 port: int | None = None, extra: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str = "anvil",
+        accounts: int = 10,
+        block_time: float | None = None,
+        port: int | None = None,
+        extra: list[str] | None = None,
+    ) -> None:
         self.kind = kind
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         if kind == "anvil":
-            cmd = [_exe("anvil"), "--port", str(self.port), "--accounts", str(accounts),
-                   "--balance", "1000000", "--silent", "--gas-limit", "60000000"]
+            cmd = [
+                _exe("anvil"),
+                "--port",
+                str(self.port),
+                "--accounts",
+                str(accounts),
+                "--balance",
+                "1000000",
+                "--silent",
+                "--gas-limit",
+                "60000000",
+            ]
             if block_time is not None:
                 cmd += ["--block-time", str(block_time)]
         elif kind == "ganache":
-            cmd = [_exe("ganache"), "--server.port", str(self.port), "--wallet.totalAccounts",
-                   str(accounts), "--wallet.defaultBalance", "1000000", "--logging.quiet",
-                   "--chain.hardfork", "shanghai", "--miner.blockGasLimit", "60000000",
-                   "--chain.allowUnlimitedContractSize"]
+            cmd = [
+                _exe("ganache"),
+                "--server.port",
+                str(self.port),
+                "--wallet.totalAccounts",
+                str(accounts),
+                "--wallet.defaultBalance",
+                "1000000",
+                "--logging.quiet",
+                "--chain.hardfork",
+                "shanghai",
+                "--miner.blockGasLimit",
+                "60000000",
+                "--chain.allowUnlimitedContractSize",
+            ]
             if block_time is not None:
                 cmd += ["--miner.blockTime", str(block_time)]
         else:
@@ -79,8 +106,9 @@ class LocalNode:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> Web3:
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env={**os.environ})
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ}
+        )
         w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 60}))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -109,8 +137,9 @@ class LocalNode:
     def __enter__(self) -> Web3:
         return self.start()
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
@@ -131,7 +160,11 @@ class ErrorDecoder:
     def decode(self, data: str | bytes | None) -> ContractRevert:
         if data is None:
             return ContractRevert("Unknown", {}, "0x")
-        raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data
+        raw = (
+            bytes.fromhex(data[2:] if data.startswith("0x") else data)
+            if isinstance(data, str)
+            else data
+        )
         hexdata = "0x" + raw.hex()
         sel, body = raw[:4], raw[4:]
         if sel == keccak(text="Error(string)")[:4]:
@@ -159,15 +192,13 @@ def revert_data(exc: Exception) -> str | None:
         data = exc.data if isinstance(exc.data, str) else None
         return data or (exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], str) else None)
     if isinstance(exc, ContractLogicError):
-        data = exc.data
-        if isinstance(data, str):
-            return data
-        return None
+        return exc.data if isinstance(exc.data, str) else None
     return None
 
 
-def send(fn: Any, sender: str, decoder: ErrorDecoder, gas: int | None = None,
-         value: int = 0) -> TxReceipt:
+def send(
+    fn: Any, sender: str, decoder: ErrorDecoder, gas: int | None = None, value: int = 0
+) -> TxReceipt:
     """Send ``fn`` (a bound contract function) from an unlocked ``sender``; wait for the receipt.
 
     Raises :class:`ContractRevert` (decoded) if the call reverts in estimation or on chain.

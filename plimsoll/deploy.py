@@ -42,8 +42,17 @@ class MarketSpec:
     max_open_interest: int = wad(100_000)
 
     def as_tuple(self) -> tuple[int, bool, int, int, int, int, int, int, int]:
-        return (self.feed_id, True, self.im_base, self.mm_factor, self.taker_fee, self.size_slope,
-                self.max_funding_rate, self.skew_scale, self.max_open_interest)
+        return (
+            self.feed_id,
+            True,
+            self.im_base,
+            self.mm_factor,
+            self.taker_fee,
+            self.size_slope,
+            self.max_funding_rate,
+            self.skew_scale,
+            self.max_open_interest,
+        )
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,9 @@ class Deployment:
     def send(self, fn: Any, sender: str, gas: int | None = None) -> TxReceipt:
         return send(fn, sender, self.decoder, gas=gas)
 
-    def set_price(self, feed_id: int, price_usd: float | int | str, sender: str | None = None) -> TxReceipt:
+    def set_price(
+        self, feed_id: int, price_usd: float | int | str, sender: str | None = None
+    ) -> TxReceipt:
         """Post a new answer (USD per token) on mock feed ``feed_id``."""
         answer = int(wad(price_usd) // 10 ** (18 - FEED_DECIMALS))
         return self.send(self.feeds[feed_id].functions.updateAnswer(answer), sender or self.admin)
@@ -120,12 +131,19 @@ DEFAULT_ASSETS = [
 ]
 DEFAULT_MARKETS = [
     MarketSpec("ETH-PERP", 1),
-    MarketSpec("BTC-PERP", 2, size_slope=wad("0.0005"), skew_scale=wad(500),
-               max_open_interest=wad(5_000)),
-    MarketSpec("SOL-PERP", 3, im_base=wad("0.2"), size_slope=wad("0.000001"),
-               skew_scale=wad(200_000), max_open_interest=wad(2_000_000)),
+    MarketSpec(
+        "BTC-PERP", 2, size_slope=wad("0.0005"), skew_scale=wad(500), max_open_interest=wad(5_000)
+    ),
+    MarketSpec(
+        "SOL-PERP",
+        3,
+        im_base=wad("0.2"),
+        size_slope=wad("0.000001"),
+        skew_scale=wad(200_000),
+        max_open_interest=wad(2_000_000),
+    ),
 ]
-DEFAULT_PRICES = {1: 2000, 2: 60000, 3: 150}
+DEFAULT_PRICES: dict[int, float | int] = {1: 2000, 2: 60000, 3: 150}
 
 
 def _deploy(w3: Web3, art: Artifact, sender: str, *args: Any) -> Contract:
@@ -145,7 +163,7 @@ def deploy_local(
     insurance: int = token_units(100_000, 6),
     assets: list[AssetSpec] | None = None,
     markets: list[MarketSpec] | None = None,
-    prices: dict[int, float] | None = None,
+    prices: dict[int, float | int] | None = None,
 ) -> Deployment:
     """Deploy mocks and the whole protocol on a local chain; ``admin`` must be unlocked."""
     arts = compile_contracts()
@@ -153,7 +171,7 @@ def deploy_local(
     guardian = guardian or admin
     assets = DEFAULT_ASSETS if assets is None else assets
     markets = DEFAULT_MARKETS if markets is None else markets
-    prices = DEFAULT_PRICES if prices is None else prices
+    prices = dict(DEFAULT_PRICES) if prices is None else prices
     decoder = ErrorDecoder([a.abi for a in arts.values()])
     block = w3.eth.block_number
 
@@ -167,10 +185,16 @@ def deploy_local(
     for feed_id, price in prices.items():
         answer = int(wad(price) // 10 ** (18 - FEED_DECIMALS))
         feeds[feed_id] = _deploy(w3, arts["MockFeed"], admin, FEED_DECIMALS, answer)
-        send(router.functions.setFeed(feed_id, feeds[feed_id].address, HEARTBEAT, WAD // 10**6,
-                                      10**9 * WAD), admin, decoder)
-    core = _deploy(w3, arts["Plimsoll"], admin, contracts["USDC"].address, router.address, admin,
-                   guardian)
+        send(
+            router.functions.setFeed(
+                feed_id, feeds[feed_id].address, HEARTBEAT, WAD // 10**6, 10**9 * WAD
+            ),
+            admin,
+            decoder,
+        )
+    core = _deploy(
+        w3, arts["Plimsoll"], admin, contracts["USDC"].address, router.address, admin, guardian
+    )
     contracts["Plimsoll"] = core
     pool = _deploy(w3, arts["LiquidityPool"], admin, core.address, contracts["USDC"].address)
     contracts["LiquidityPool"] = pool
@@ -178,10 +202,20 @@ def deploy_local(
 
     asset_rows = []
     for i, a in enumerate(assets, start=1):
-        send(core.functions.listAsset(contracts[a.symbol].address, a.haircut, a.feed_id, a.cap),
-             admin, decoder)
-        asset_rows.append({"id": i, "symbol": a.symbol, "decimals": a.decimals,
-                           "feed_id": a.feed_id, "address": contracts[a.symbol].address})
+        send(
+            core.functions.listAsset(contracts[a.symbol].address, a.haircut, a.feed_id, a.cap),
+            admin,
+            decoder,
+        )
+        asset_rows.append(
+            {
+                "id": i,
+                "symbol": a.symbol,
+                "decimals": a.decimals,
+                "feed_id": a.feed_id,
+                "address": contracts[a.symbol].address,
+            }
+        )
     market_rows = []
     for m_id, m in enumerate(markets):
         send(core.functions.listMarket(m.as_tuple()), admin, decoder)
@@ -197,5 +231,13 @@ def deploy_local(
         send(usdc.functions.approve(core.address, insurance), admin, decoder)
         send(core.functions.fundInsurance(insurance), admin, decoder)
 
-    return Deployment(w3=w3, contracts=contracts, assets=asset_rows, markets=market_rows,
-                      admin=admin, block=block, decoder=decoder, feeds=feeds)
+    return Deployment(
+        w3=w3,
+        contracts=contracts,
+        assets=asset_rows,
+        markets=market_rows,
+        admin=admin,
+        block=block,
+        decoder=decoder,
+        feeds=feeds,
+    )

@@ -67,7 +67,9 @@ def _open_traders(dep: Deployment, addrs: list[str], rng: random.Random) -> list
         except ContractRevert as e:  # too much leverage for the size-dependent rate: halve it
             if e.name != "InsufficientMargin":
                 raise
-            dep.send(core.functions.trade(sub, market, direction * wad(round(size / 2, 6)), 0), addr)
+            dep.send(
+                core.functions.trade(sub, market, direction * wad(round(size / 2, 6)), 0), addr
+            )
         traders.append(Trader(addr, sub, market, isolated))
     return traders
 
@@ -85,8 +87,9 @@ def run(n_traders: int, crash: float, steps: int, seed: int) -> dict[str, Any]:
     with LocalNode(accounts=n_traders + 2) as w3:
         dep = deploy_local(w3)
         core = dep.core
-        keeper = w3.eth.accounts[1]
-        traders = _open_traders(dep, list(w3.eth.accounts[2:2 + n_traders]), rng)
+        accts: list[str] = [str(x) for x in w3.eth.accounts]
+        keeper = accts[1]
+        traders = _open_traders(dep, accts[2 : 2 + n_traders], rng)
         print(f"deployed and opened {len(traders)} positions in {time.monotonic() - t0:.1f}s")
         pool_before = core.functions.poolMargin().call()[0]
         insurance_before = core.functions.insuranceFund().call()
@@ -106,7 +109,7 @@ def run(n_traders: int, crash: float, steps: int, seed: int) -> dict[str, Any]:
                 if not core.functions.isLiquidatable(t.addr, t.sub).call():
                     continue
                 first_seen.setdefault(key, block)
-                acct = core.functions.getAccount(t.addr, t.sub).call()
+                acct: Any = core.functions.getAccount(t.addr, t.sub).call()
                 try:
                     if acct[2] != 0:  # marketMask: positions open
                         r = dep.send(core.functions.liquidate(t.addr, t.sub), keeper)
@@ -120,8 +123,10 @@ def run(n_traders: int, crash: float, steps: int, seed: int) -> dict[str, Any]:
                         bad_debt += int(log["args"]["deficit"])
                 except ContractRevert as e:
                     print(f"  liquidation of {t.addr[:10]}/{t.sub} refused: {e}")
-            print(f"step {step:2d}: prices -{crash * step / steps:.0%}, "
-                  f"{len(first_seen)} seen liquidatable, {liquidations} liquidations")
+            print(
+                f"step {step:2d}: prices -{crash * step / steps:.0%}, "
+                f"{len(first_seen)} seen liquidatable, {liquidations} liquidations"
+            )
 
         missed = sum(1 for t in traders if core.functions.isLiquidatable(t.addr, t.sub).call())
         lags = sorted(liquidated_at[k] - first_seen[k] for k in liquidated_at if k in first_seen)
@@ -135,10 +140,13 @@ def run(n_traders: int, crash: float, steps: int, seed: int) -> dict[str, Any]:
             "collateral_liquidations": collateral_liquidations,
             "missed": missed,
             "bad_debt": bad_debt / WAD,
-            "insurance_fund_change": (core.functions.insuranceFund().call() - insurance_before) / WAD,
+            "insurance_fund_change": (core.functions.insuranceFund().call() - insurance_before)
+            / WAD,
             "pool_equity_change": (pool_after - pool_before) / WAD,
             "blocks_to_liquidation_p50": lags[len(lags) // 2] if lags else None,
-            "blocks_to_liquidation_p99": lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else None,
+            "blocks_to_liquidation_p99": lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+            if lags
+            else None,
             "liquidation_gas_mean": round(sum(gas) / len(gas)) if gas else None,
             "seconds": round(time.monotonic() - t0, 1),
         }
@@ -153,7 +161,9 @@ def _buy_collateral(dep: Deployment, keeper: str, t: Trader) -> Any:
             amount = -(-debt // 10**12)
             dep.send(dep.cash.functions.mint(keeper, amount), keeper)
             dep.send(dep.cash.functions.approve(core.address, 2**256 - 1), keeper)
-            return dep.send(core.functions.liquidateCollateral(t.addr, t.sub, asset_id, amount), keeper)
+            return dep.send(
+                core.functions.liquidateCollateral(t.addr, t.sub, asset_id, amount), keeper
+            )
     raise PlimsollError("liquidatable account without positions or collateral")
 
 

@@ -54,7 +54,8 @@ def measure() -> dict[str, int]:
     with LocalNode(accounts=10) as w3:
         dep = deploy_local(w3)
         core = dep.core
-        a, b, c, keeper = w3.eth.accounts[1:5]
+        accts: list[str] = [str(x) for x in w3.eth.accounts]
+        a, b, c, keeper = accts[1], accts[2], accts[3], accts[4]
 
         clock = Clock(dep)
 
@@ -113,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         old = json.loads(SNAPSHOT.read_text()) if SNAPSHOT.exists() else {}
         if old != gas:
-            diff = {k: (old.get(k), gas.get(k)) for k in sorted(set(old) | set(gas))
-                    if old.get(k) != gas.get(k)}
+            diff = {
+                k: (old.get(k), gas.get(k))
+                for k in sorted(set(old) | set(gas))
+                if old.get(k) != gas.get(k)
+            }
             print(f"gas-snapshot.json is stale: {diff} (run `make gas`)", file=sys.stderr)
             return 1
         print("gas-snapshot.json is up to date")

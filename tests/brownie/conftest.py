@@ -1,0 +1,51 @@
+"""brownie fixtures: the contracts deployed with brownie's own containers on its anvil.
+
+Run with `brownie test tests/brownie` (the Makefile's test-brownie); plain pytest never
+collects this directory.
+"""
+
+import brownie
+import pytest
+
+WAD = 10**18
+
+
+@pytest.fixture(scope="session")
+def accounts():
+    """brownie's accounts (overrides the web3 `accounts` fixture of tests/conftest.py)."""
+    return brownie.accounts
+
+
+@pytest.fixture(scope="module")
+def system(accounts, MockERC20, MockFeed, OracleRouter, Plimsoll, LiquidityPool):
+    admin = accounts[0]
+    usdc = MockERC20.deploy("USD Coin", "USDC", 6, {"from": admin})
+    weth = MockERC20.deploy("Wrapped Ether", "WETH", 18, {"from": admin})
+    feed = MockFeed.deploy(8, 2000 * 10**8, {"from": admin})
+    router = OracleRouter.deploy(admin, {"from": admin})
+    router.setFeed(1, feed, 3600, WAD // 10**6, 10**9 * WAD, {"from": admin})
+    core = Plimsoll.deploy(usdc, router, admin, admin, {"from": admin})
+    pool = LiquidityPool.deploy(core, usdc, {"from": admin})
+    core.setPool(pool, {"from": admin})
+    core.listAsset(weth, int(0.8 * WAD), 1, 10**6 * WAD, {"from": admin})
+    market = (
+        1,
+        True,
+        WAD // 10,
+        WAD // 2,
+        WAD // 2000,
+        2 * 10**13,
+        WAD // 100,
+        10_000 * WAD,
+        100_000 * WAD,
+    )
+    core.listMarket(market, {"from": admin})
+    usdc.mint(admin, 1_000_000 * 10**6, {"from": admin})
+    usdc.approve(pool, 2**256 - 1, {"from": admin})
+    pool.deposit(1_000_000 * 10**6, admin, {"from": admin})
+    return {"usdc": usdc, "weth": weth, "feed": feed, "router": router, "core": core, "pool": pool}
+
+
+@pytest.fixture(autouse=True)
+def isolate(fn_isolation):
+    pass
