@@ -3,7 +3,7 @@
 #
 #   make setup        npm ci + .venv + solc stand-in + brownie networks (only what changed)
 #   make compile      brownie compile (contracts/ -> build/)
-#   make test         test-forge, test-py, test-brownie; all run, non-zero exit if any failed
+#   make test         test-forge, test-py, test-brownie, gas-check, lint; all run, non-zero exit if any failed
 #   make test-forge   forge test (tests/forge, Solidity unit/fuzz/invariant tests)
 #   make test-py      pytest tests/ without the brownie plugin (excludes tests/brownie, tests/forge)
 #   make test-brownie brownie test tests/brownie
@@ -53,6 +53,7 @@ test: setup
 	$(MAKE) --no-print-directory test-py      || failed="$$failed test-py"; \
 	$(MAKE) --no-print-directory test-brownie || failed="$$failed test-brownie"; \
 	$(MAKE) --no-print-directory gas-check    || failed="$$failed gas-check"; \
+	$(MAKE) --no-print-directory lint         || failed="$$failed lint"; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi; \
 	echo "make test: all suites passed"
 
