@@ -50,12 +50,14 @@ abstract contract Liquidations is Custody {
     ) internal {
         LiquidationConfig memory lc = _liq;
         Account storage acct = _accounts[owner][sub];
-        // penalty = closedNotional x penaltyRate, never more than the equity left, so the
-        // penalty itself never creates bad debt.
-        uint256 penalty = closedNotional.mulWadUp(lc.penaltyWad);
-        uint256 equityLeft = equity > 0 ? uint256(equity) : 0;
-        if (penalty > equityLeft) penalty = equityLeft;
-        uint256 reward = Math.min(penalty.mulWadDown(lc.keeperShareWad), lc.keeperRewardCap);
+        // penalty = closedNotional x penaltyRate. The keeper's share (capped) is always paid,
+        // even by an underwater account, so that no account is too poor to be worth
+        // liquidating (the waterfall then covers it); the insurance fund's cut is taken only
+        // from equity that is left after the reward.
+        uint256 fullPenalty = closedNotional.mulWadUp(lc.penaltyWad);
+        uint256 reward = Math.min(fullPenalty.mulWadDown(lc.keeperShareWad), lc.keeperRewardCap);
+        uint256 equityLeft = equity > SafeCastLib.toInt(reward) ? uint256(equity) - reward : 0;
+        uint256 penalty = reward + Math.min(fullPenalty - reward, equityLeft);
 
         // Effects: the realized PnL moves between the account and the pool; the penalty splits
         // into the keeper's reward and the insurance fund.
