@@ -124,11 +124,33 @@ def _load(data: dict[str, Any]) -> dict[str, Artifact]:
     }
 
 
+ABI_DIR = Path(__file__).resolve().parent / "abi"
+#: The ABIs shipped with the package, so that the SDK and keepers need no compiler.
+SHIPPED = ("Plimsoll", "LiquidityPool", "OracleRouter", "MockERC20", "MockFeed", "PlimsollLens")
+
+
+def export_abis(arts: dict[str, Artifact]) -> list[Path]:
+    """Write ``plimsoll/abi/<Name>.json`` for every shipped contract that exists."""
+    ABI_DIR.mkdir(exist_ok=True)
+    written = []
+    for name in SHIPPED:
+        if name in arts:
+            path = ABI_DIR / f"{name}.json"
+            path.write_text(json.dumps(arts[name].abi, indent=1, sort_keys=True) + "\n")
+            written.append(path)
+    return written
+
+
 def main() -> None:
-    arts = compile_contracts(force=True)
+    import sys
+
+    arts = compile_contracts(force="--force" in sys.argv)
     for name, a in sorted(arts.items()):
         if a.bytecode:
             print(f"{name:24s} {a.deployed_size:6d} bytes  ({a.source})")
+    if "--export-abi" in sys.argv:
+        for path in export_abis(arts):
+            print(f"wrote {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,205 @@
+"""Sending transactions like a production keeper: one nonce writer, EIP-1559 fees, replacement.
+
+:class:`TxSender` owns one account's nonce (the single writer: nothing else may send from that
+account), prices transactions with EIP-1559 fees (``maxFeePerGas = 2 x baseFee + tip``, capped),
+replaces a transaction that stays pending for ``stuck_blocks`` blocks at +12.5% or more on both
+fee fields (the minimum bump nodes accept) up to the cap, and reports outcomes without raising on
+the normal surprises (a revert on chain because another keeper got there first is an outcome,
+not an error).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+from web3.types import TxParams, TxReceipt
+
+from plimsoll.errors import ChainError
+
+GWEI = 10**9
+MIN_BUMP_NUM, MIN_BUMP_DEN = 1125, 1000  # +12.5%
+
+
+class Outcome(Enum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    REVERTED = "reverted"
+
+
+@dataclass
+class PendingTx:
+    """A transaction in flight under one nonce; replacements keep the nonce, change the hash."""
+
+    nonce: int
+    tx: dict[str, Any]
+    hashes: list[HexBytes]
+    sent_block: int
+    label: str
+    replacements: int = 0
+    outcome: Outcome = Outcome.PENDING
+    receipt: TxReceipt | None = None
+    sent_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class FeePolicy:
+    """EIP-1559 pricing: tip and cap in wei; bump factor >= 1.125 (numerator/denominator)."""
+
+    priority_fee: int = 1 * GWEI
+    max_fee_cap: int = 500 * GWEI
+    bump_num: int = MIN_BUMP_NUM
+    bump_den: int = MIN_BUMP_DEN
+
+    def __post_init__(self) -> None:
+        if self.bump_num * MIN_BUMP_DEN < MIN_BUMP_NUM * self.bump_den:
+            raise ValueError("replacement bump must be at least +12.5%")
+
+    def initial(self, base_fee: int) -> tuple[int, int]:
+        tip = min(self.priority_fee, self.max_fee_cap)
+        return min(2 * base_fee + tip, self.max_fee_cap), tip
+
+    def bump(self, max_fee: int, tip: int) -> tuple[int, int] | None:
+        """Fees of a replacement, or None when the cap forbids a valid replacement."""
+        new_tip = -(-tip * self.bump_num // self.bump_den)
+        new_max = -(-max_fee * self.bump_num // self.bump_den)
+        if new_max > self.max_fee_cap:
+            return None
+        return new_max, min(new_tip, new_max)
+
+
+class TxSender:
+    """The single writer for ``account``'s nonce.
+
+    Parameters
+    ----------
+    w3 : Web3
+    account : LocalAccount
+        Signing key (from a keystore; never a raw key in a file).
+    fees : FeePolicy
+    stuck_blocks : int
+        Blocks a transaction may stay pending before it is replaced.
+    on_event : callable, optional
+        ``on_event(kind, pending)`` for metrics: kind in {"sent", "replaced", "succeeded",
+        "reverted", "dropped"}.
+    """
+
+    def __init__(
+        self,
+        w3: Web3,
+        account: LocalAccount,
+        fees: FeePolicy | None = None,
+        stuck_blocks: int = 3,
+        on_event: Callable[[str, PendingTx], None] | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.account = account
+        self.fees = fees or FeePolicy()
+        self.stuck_blocks = stuck_blocks
+        self.on_event = on_event or (lambda kind, p: None)
+        self._lock = threading.Lock()
+        self._next_nonce: int | None = None
+        self.pending: dict[int, PendingTx] = {}
+        self.chain_id = w3.eth.chain_id
+
+    @property
+    def address(self) -> ChecksumAddress:
+        return Web3.to_checksum_address(self.account.address)
+
+    def _nonce(self) -> int:
+        if self._next_nonce is None:
+            self._next_nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))
+        return self._next_nonce
+
+    def send(self, tx: TxParams, label: str = "", gas: int | None = None) -> PendingTx:
+        """Sign and send ``tx`` (to, data, value) under the next nonce."""
+        with self._lock:
+            head = self.w3.eth.get_block("latest")
+            base_fee = int(head.get("baseFeePerGas", 0) or 0)
+            max_fee, tip = self.fees.initial(base_fee)
+            nonce = self._nonce()
+            full: dict[str, Any] = {
+                "from": self.address,
+                "to": tx["to"],
+                "data": tx.get("data", b""),
+                "value": tx.get("value", 0),
+                "nonce": nonce,
+                "chainId": self.chain_id,
+                "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": tip,
+                "type": 2,
+            }
+            full["gas"] = gas or int(self.w3.eth.estimate_gas(full) * 12 // 10)  # type: ignore[arg-type]
+            h = self._broadcast(full)
+            self._next_nonce = nonce + 1
+            p = PendingTx(nonce, full, [h], int(head["number"]), label)
+            self.pending[nonce] = p
+        self.on_event("sent", p)
+        return p
+
+    def _broadcast(self, tx: dict[str, Any]) -> HexBytes:
+        signed = self.account.sign_transaction(tx)
+        return HexBytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+
+    def poll(self) -> list[PendingTx]:
+        """Check every pending transaction; replace stuck ones. Returns the ones that finished."""
+        done: list[PendingTx] = []
+        head = int(self.w3.eth.block_number)
+        with self._lock:
+            for nonce, p in list(self.pending.items()):
+                receipt = self._receipt(p)
+                if receipt is not None:
+                    p.receipt = receipt
+                    p.outcome = Outcome.SUCCEEDED if receipt["status"] == 1 else Outcome.REVERTED
+                    del self.pending[nonce]
+                    done.append(p)
+                    continue
+                if head - p.sent_block >= self.stuck_blocks:
+                    self._replace(p, head)
+        for p in done:
+            self.on_event(p.outcome.value, p)
+        return done
+
+    def _receipt(self, p: PendingTx) -> TxReceipt | None:
+        for h in reversed(p.hashes):
+            try:
+                return self.w3.eth.get_transaction_receipt(h)
+            except TransactionNotFound:
+                continue
+        return None
+
+    def _replace(self, p: PendingTx, head: int) -> None:
+        bumped = self.fees.bump(p.tx["maxFeePerGas"], p.tx["maxPriorityFeePerGas"])
+        if bumped is None:
+            return  # at the cap: wait
+        tx = dict(p.tx, maxFeePerGas=bumped[0], maxPriorityFeePerGas=bumped[1])
+        try:
+            h = self._broadcast(tx)
+        except ValueError as e:  # "nonce too low": the original was mined meanwhile
+            if "nonce" in str(e).lower():
+                return
+            raise ChainError(f"replacement of nonce {p.nonce} failed: {e}") from e
+        p.tx, p.sent_block = tx, head
+        p.hashes.append(h)
+        p.replacements += 1
+        self.on_event("replaced", p)
+
+    def wait(self, p: PendingTx, timeout: float = 60.0, poll_interval: float = 0.1) -> PendingTx:
+        """Poll until ``p`` finishes (tests and the CLI; the keeper polls once per block)."""
+        deadline = time.monotonic() + timeout
+        while p.outcome is Outcome.PENDING:
+            if time.monotonic() > deadline:
+                raise ChainError(f"transaction nonce {p.nonce} still pending after {timeout}s")
+            self.poll()
+            if p.outcome is Outcome.PENDING:
+                time.sleep(poll_interval)
+        return p
