@@ -1,0 +1,1 @@
+"""Plimsoll keepers: long-running bots built on the SDK (web3.py only, no brownie)."""

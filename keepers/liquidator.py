@@ -1,0 +1,480 @@
+"""The liquidation keeper: sees every account, computes margin off chain, liquidates fast.
+
+Each new block:
+
+1. index new accounts from logs (checkpointed; recent blocks re-scanned for reorgs);
+2. read every account of this shard at that one block through the lens;
+3. compute equity / MM for all of them at once (numpy mirror of the contract);
+4. rank the liquidatable ones, most under-margined first;
+5. confirm each with an ``eth_call`` at the latest block, check profit (reward vs gas, with an
+   override that always clears underwater accounts), and send through the nonce-managed,
+   fee-bumping :class:`~plimsoll.tx.TxSender`.
+
+Losing a race to another keeper is normal: the confirmation call sees the account healthy (or
+the transaction reverts on chain); it is counted, never retried in a loop. RPC failures back off
+exponentially and the loop carries on; SIGTERM stops it after the current step.
+
+    python -m keepers.liquidator --rpc URL --deployment deployments/local.json \
+        --keystore key.json --password-file pw.txt [--shard 0/2] [--dry-run] [--port 9100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+from eth_account.signers.local import LocalAccount
+from plimsoll.margin import compute_margin
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+
+from keepers.ops import (
+    ConfigError,
+    KeeperMetrics,
+    OpsServer,
+    in_shard,
+    install_signal_handlers,
+    load_config,
+    log,
+    parse_shard,
+    setup_logging,
+)
+from plimsoll.chain import revert_data
+from plimsoll.client import PlimsollClient
+from plimsoll.errors import ContractRevert, PlimsollError
+from plimsoll.keys import load_keystore, read_password
+from plimsoll.sync import AccountIndexer, RpcClient, StateReader
+from plimsoll.tx import GWEI, FeePolicy, Outcome, PendingTx, TxSender
+from plimsoll.units import WAD
+
+logger = logging.getLogger("plimsoll.liquidator")
+
+LIQUIDATE_GAS = 400_000  # conservative per-call estimate for the profit check [gas]
+
+
+@dataclass
+class KeeperConfig:
+    rpc: str
+    deployment: Path
+    db: Path = Path(".state/liquidator.sqlite")
+    keystore: Path | None = None
+    password_file: Path | None = None
+    dry_run: bool = False
+    shard: tuple[int, int] = (0, 1)
+    port: int | None = None
+    poll_interval: float = 0.1
+    max_per_block: int = 50
+    priority_fee_gwei: float = 1.0
+    max_fee_gwei: float = 500.0
+    stuck_blocks: int = 3
+    min_profit_usd: float = 0.0
+    eth_price_usd: float = 2000.0  # to price gas in USD for the profit check
+    collateral_liquidation: bool = True
+    health_max_age: float = 30.0
+    stop_after_seconds: float | None = None
+
+
+@dataclass
+class Stats:
+    blocks: int = 0
+    sent: int = 0
+    succeeded: int = 0
+    reverted: int = 0
+    race_lost: int = 0
+    unprofitable: int = 0
+    rpc_errors: int = 0
+    liquidated_accounts: set[tuple[str, int]] = field(default_factory=set)
+
+
+class LiquidationKeeper:
+    """One keeper instance (one shard, one signing key)."""
+
+    def __init__(
+        self,
+        cfg: KeeperConfig,
+        w3: Web3,
+        account: LocalAccount | None,
+        metrics: KeeperMetrics | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.w3 = w3
+        self.metrics = metrics or KeeperMetrics()
+        self.stats = Stats()
+        self.client = PlimsollClient.from_file(w3, cfg.deployment, account)
+        dep = self.client.deployment
+        lens = dep["contracts"].get("PlimsollLens")
+        if not lens:
+            raise ConfigError(f"{cfg.deployment} has no PlimsollLens address")
+        self.rpc = RpcClient(w3)
+        cfg.db.parent.mkdir(parents=True, exist_ok=True)
+        self.indexer = AccountIndexer(
+            w3, dep["contracts"]["Plimsoll"], cfg.db, int(dep.get("deploy_block", 0)), rpc=self.rpc
+        )
+        self.reader = StateReader(w3, dep["contracts"]["Plimsoll"], lens, rpc=self.rpc)
+        self.account = account
+        self.sender: TxSender | None = None
+        if account is not None and not cfg.dry_run:
+            fees = FeePolicy(
+                priority_fee=int(cfg.priority_fee_gwei * GWEI),
+                max_fee_cap=int(cfg.max_fee_gwei * GWEI),
+            )
+            self.sender = TxSender(w3, account, fees, cfg.stuck_blocks, self._on_tx)
+        self.inflight: dict[tuple[str, int], PendingTx] = {}
+        self.cooldown: dict[tuple[str, int], int] = {}
+        self.last_block = -1
+        self.last_progress = time.monotonic()
+        liq = self.client.core.functions.liquidationConfig().call()
+        self.penalty, self.keeper_share, self.reward_cap = int(liq[0]), int(liq[1]), int(liq[4])
+        self._approved = False
+
+    # ------------------------------------------------------------------ health
+
+    def health(self) -> dict[str, Any]:
+        age = time.monotonic() - self.last_progress
+        return {
+            "ok": age < self.cfg.health_max_age,
+            "last_block": self.last_block,
+            "seconds_since_progress": round(age, 3),
+            "inflight": len(self.inflight),
+            "shard": f"{self.cfg.shard[0]}/{self.cfg.shard[1]}",
+        }
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self, stop: threading.Event) -> Stats:
+        backoff = 0.5
+        started = time.monotonic()
+        while not stop.is_set():
+            if (
+                self.cfg.stop_after_seconds
+                and time.monotonic() - started > self.cfg.stop_after_seconds
+            ):
+                break
+            try:
+                head = int(self.w3.eth.block_number)
+                self.metrics.head_block.set(head)
+                if head != self.last_block:
+                    with self.metrics.block_seconds.time():
+                        self.on_block(head)
+                if self.sender is not None:
+                    self._finish(self.sender.poll())
+                backoff = 0.5
+                stop.wait(self.cfg.poll_interval)
+            except (requests.RequestException, ConnectionError, OSError, TimeoutError) as e:
+                self._rpc_error(e, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+            except PlimsollError as e:
+                self._rpc_error(e, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+        log(logger, logging.INFO, "stopped", **self.summary())
+        return self.stats
+
+    def _rpc_error(self, e: Exception, backoff: float) -> None:
+        self.stats.rpc_errors += 1
+        self.metrics.rpc_errors.inc()
+        log(
+            logger, logging.WARNING, "rpc error, backing off", error=str(e)[:300], backoff_s=backoff
+        )
+
+    def on_block(self, head: int) -> None:
+        block = self.indexer.sync(head)
+        accounts = [
+            (a.owner, a.subaccount)
+            for a in self.indexer.accounts()
+            if in_shard(a.owner, a.subaccount, self.cfg.shard)
+        ]
+        self.metrics.accounts.set(len(accounts))
+        if accounts:
+            state = self.reader.read(accounts, block)
+            result = compute_margin(state)
+            equity = np.asarray(result.equity, dtype=object)
+            mm = np.asarray(result.mm, dtype=object)
+            liq = np.flatnonzero(np.asarray(result.liquidatable, dtype=bool))
+            self.metrics.liquidatable.set(len(liq))
+            if len(liq):
+                # Most under-margined first: shortfall relative to MM.
+                ratio = np.array([float(equity[i]) / max(float(mm[i]), 1.0) for i in liq])
+                order = liq[np.argsort(ratio, kind="stable")]
+                notional = self._notional(state, order)
+                for rank, i in enumerate(order[: self.cfg.max_per_block]):
+                    key = (state.owners[i], int(state.subaccounts[i]))
+                    self._try_liquidate(key, int(equity[i]), notional[rank], block, state, int(i))
+        self.last_block = block
+        self.last_progress = time.monotonic()
+        self.stats.blocks += 1
+        self.metrics.processed_block.set(block)
+        self.metrics.head_lag.set(max(0, int(self.metrics.head_block._value.get()) - block))
+        if self.account is not None:
+            self.metrics.balance.set(int(self.w3.eth.get_balance(self.account.address)))
+
+    @staticmethod
+    def _notional(state: Any, rows: np.ndarray) -> list[int]:
+        sizes = state.sizes[rows]
+        prices = state.market_price
+        return [
+            int(sum(abs(int(s)) * int(p) // WAD for s, p in zip(r, prices, strict=True)))
+            for r in sizes
+        ]
+
+    def _try_liquidate(
+        self, key: tuple[str, int], equity: int, notional: int, block: int, state: Any, row: int
+    ) -> None:
+        if key in self.inflight or self.cooldown.get(key, -1) >= block:
+            return
+        owner, sub = key
+        has_positions = any(int(s) != 0 for s in state.sizes[row])
+        core = self.client.core.functions
+        fn = core.liquidate(owner, sub) if has_positions else None
+        if fn is None:
+            if not self.cfg.collateral_liquidation:
+                return
+            fn = self._collateral_call(owner, sub, state, row)
+            if fn is None:
+                return
+        me = self.account.address if self.account is not None else owner
+        try:  # confirm at the latest block: another keeper may have been faster
+            fn.call({"from": me}, block_identifier="latest")
+        except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
+            err = self.client.decoder.decode(revert_data(exc))
+            self.stats.race_lost += 1
+            self.metrics.race_lost.inc()
+            self.cooldown[key] = block
+            log(
+                logger,
+                logging.INFO,
+                "skip: not liquidatable at latest",
+                owner=owner,
+                sub=sub,
+                error=err.name,
+            )
+            return
+        reward = min(notional * self.penalty // WAD * self.keeper_share // WAD, self.reward_cap)
+        gas_price = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0) * 2 + int(
+            self.cfg.priority_fee_gwei * GWEI
+        )
+        gas_usd = LIQUIDATE_GAS * gas_price * int(self.cfg.eth_price_usd * 1e6) // 10**6
+        bad_debt = equity < 0
+        if has_positions and not bad_debt and reward - gas_usd < int(self.cfg.min_profit_usd * WAD):
+            self.stats.unprofitable += 1
+            self.metrics.unprofitable.inc()
+            log(
+                logger,
+                logging.INFO,
+                "skip: unprofitable",
+                owner=owner,
+                sub=sub,
+                reward_usd=reward / WAD,
+                gas_usd=gas_usd / WAD,
+            )
+            return
+        if self.sender is None:
+            log(
+                logger,
+                logging.INFO,
+                "dry-run: would liquidate",
+                owner=owner,
+                sub=sub,
+                equity=equity / WAD,
+                block=block,
+            )
+            return
+        tx = fn.build_transaction({"from": self.sender.address, "gas": LIQUIDATE_GAS})
+        try:
+            p = self.sender.send(
+                {"to": tx["to"], "data": tx["data"]}, label=f"{owner}:{sub}", gas=LIQUIDATE_GAS
+            )
+        except ValueError as e:  # node refused (e.g. underpriced); next block retries
+            log(logger, logging.WARNING, "send refused", owner=owner, sub=sub, error=str(e))
+            return
+        self.inflight[key] = p
+        self.stats.sent += 1
+        log(
+            logger,
+            logging.INFO,
+            "liquidation sent",
+            owner=owner,
+            sub=sub,
+            nonce=p.nonce,
+            block=block,
+            equity=equity / WAD,
+            bad_debt=bad_debt,
+        )
+
+    def _collateral_call(self, owner: str, sub: int, state: Any, row: int) -> Any:
+        """liquidateCollateral for an account with cash debt and only collateral left."""
+        cash = int(state.cash[row])
+        if cash >= 0 or self.account is None:
+            return None
+        for col, bal in enumerate(state.balances[row]):
+            if int(bal) > 0:
+                asset_id = col + 1
+                debt = -cash
+                amount = (debt + 10**12 - 1) // 10**12  # debt in USDC units, rounded up
+                if not self._approved and self.sender is not None:
+                    self._approve_cash()
+                return self.client.core.functions.liquidateCollateral(owner, sub, asset_id, amount)
+        return None
+
+    def _approve_cash(self) -> None:
+        assert self.sender is not None
+        cash = self.client.cash
+        tx = cash.functions.approve(self.client.core.address, 2**256 - 1).build_transaction(
+            {"from": self.sender.address, "gas": 100_000}
+        )
+        self.sender.wait(
+            self.sender.send({"to": tx["to"], "data": tx["data"]}, "approve", gas=100_000)
+        )
+        self._approved = True
+
+    def _on_tx(self, kind: str, p: PendingTx) -> None:
+        if kind == "sent":
+            self.metrics.sent.inc()
+        elif kind == "replaced":
+            self.metrics.replaced.inc()
+            log(
+                logger,
+                logging.INFO,
+                "replaced stuck tx",
+                nonce=p.nonce,
+                max_fee=p.tx["maxFeePerGas"],
+                replacements=p.replacements,
+            )
+
+    def _finish(self, done: list[PendingTx]) -> None:
+        for p in done:
+            owner, sub_s = p.label.split(":") if ":" in p.label else (p.label, "-1")
+            key = (owner, int(sub_s))
+            self.inflight.pop(key, None)
+            if p.receipt is not None:
+                fee = int(p.receipt["gasUsed"]) * int(p.receipt.get("effectiveGasPrice", 0))
+                self.metrics.gas_spent.inc(fee)
+            if p.outcome is Outcome.SUCCEEDED:
+                self.stats.succeeded += 1
+                self.metrics.succeeded.inc()
+                self.stats.liquidated_accounts.add(key)
+                log(
+                    logger,
+                    logging.INFO,
+                    "liquidated",
+                    owner=owner,
+                    sub=key[1],
+                    block=p.receipt["blockNumber"] if p.receipt else None,
+                )
+            else:
+                self.stats.reverted += 1
+                self.metrics.reverted.inc()
+                self.cooldown[key] = int(p.receipt["blockNumber"]) if p.receipt else self.last_block
+                log(
+                    logger,
+                    logging.INFO,
+                    "liquidation reverted (race lost)",
+                    owner=owner,
+                    sub=key[1],
+                )
+
+    def summary(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "blocks": s.blocks,
+            "sent": s.sent,
+            "succeeded": s.succeeded,
+            "reverted": s.reverted,
+            "race_lost": s.race_lost,
+            "unprofitable": s.unprofitable,
+            "rpc_errors": s.rpc_errors,
+            "accounts_liquidated": len(s.liquidated_accounts),
+        }
+
+
+def build_config(argv: list[str]) -> KeeperConfig:
+    ap = argparse.ArgumentParser(prog="plimsoll keeper run", description=__doc__.splitlines()[0])
+    ap.add_argument("--config", type=Path, help="TOML file with the same keys as these flags")
+    ap.add_argument("--rpc")
+    ap.add_argument("--deployment", type=Path)
+    ap.add_argument("--db", type=Path)
+    ap.add_argument("--keystore", type=Path)
+    ap.add_argument("--password-file", type=Path)
+    ap.add_argument("--dry-run", action="store_true", default=None)
+    ap.add_argument("--shard")
+    ap.add_argument("--port", type=int, help="metrics + health port (0 = any free port)")
+    ap.add_argument("--poll-interval", type=float)
+    ap.add_argument("--max-per-block", type=int)
+    ap.add_argument("--priority-fee-gwei", type=float)
+    ap.add_argument("--max-fee-gwei", type=float)
+    ap.add_argument("--stuck-blocks", type=int)
+    ap.add_argument("--min-profit-usd", type=float)
+    ap.add_argument("--stop-after-seconds", type=float)
+    ap.add_argument("--log-level", default="info")
+    args = ap.parse_args(argv)
+    setup_logging(args.log_level)
+    merged: dict[str, Any] = load_config(args.config)
+    for k, v in vars(args).items():
+        if v is not None and k not in ("config", "log_level"):
+            merged[k] = v
+    for req in ("rpc", "deployment"):
+        if req not in merged:
+            raise ConfigError(f"--{req} is required (flag or config file)")
+    if "shard" in merged:
+        merged["shard"] = parse_shard(str(merged["shard"]))
+    for k in ("deployment", "db", "keystore", "password_file"):
+        if k in merged and merged[k] is not None:
+            merged[k] = Path(merged[k])
+    known = KeeperConfig.__dataclass_fields__
+    unknown = set(merged) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
+    return KeeperConfig(**merged)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg = build_config(sys.argv[1:] if argv is None else argv)
+        w3 = Web3(Web3.HTTPProvider(cfg.rpc, request_kwargs={"timeout": 30}))
+        if not w3.is_connected():
+            raise PlimsollError(f"cannot reach RPC {cfg.rpc}")
+        account = None
+        if cfg.keystore is not None:
+            account = load_keystore(cfg.keystore, read_password(cfg.password_file))
+        elif not cfg.dry_run:
+            raise ConfigError("--keystore is required unless --dry-run")
+        keeper = LiquidationKeeper(cfg, w3, account)
+        stop = threading.Event()
+        install_signal_handlers(stop)
+        server = (
+            OpsServer(cfg.port, keeper.metrics, keeper.health).start()
+            if cfg.port is not None
+            else None
+        )
+        if server is not None:
+            log(logger, logging.INFO, "ops server", port=server.port)
+        log(
+            logger,
+            logging.INFO,
+            "keeper started",
+            address=account.address if account else None,
+            shard=f"{cfg.shard[0]}/{cfg.shard[1]}",
+            dry_run=cfg.dry_run,
+        )
+        keeper.run(stop)
+        if server is not None:
+            server.stop()
+        print(json.dumps(keeper.summary()), flush=True)
+        return 0
+    except (PlimsollError, ContractRevert) as e:
+        print(f"keeper: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
