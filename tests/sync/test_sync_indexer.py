@@ -1,0 +1,189 @@
+"""AccountIndexer against anvil: discovery, checkpoints, chunking, reorgs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import Actor, RangeLimitedProvider, chain_accounts, populate
+from web3 import Web3
+
+from plimsoll.deploy import Deployment
+from plimsoll.sync import ACCOUNT_EVENTS, TOPICS, AccountIndexer
+from plimsoll.units import token_units
+
+
+def test_event_signatures_match_the_core_abi(dep: Deployment) -> None:
+    abi_events = {e["name"]: e for e in dep.core.abi if e.get("type") == "event"}
+    for name, sig in ACCOUNT_EVENTS.items():
+        ev = abi_events[name]
+        types = ",".join(i["type"] for i in ev["inputs"])
+        assert sig == f"{name}({types})"
+    # Every core event whose first argument is an indexed owner is scanned.
+    owner_events = {
+        n for n, e in abi_events.items() if e["inputs"] and e["inputs"][0]["name"] == "owner"
+    }
+    assert owner_events == set(TOPICS)
+
+
+def test_finds_every_account(
+    dep: Deployment, actor: Actor, accounts: list[str], make_indexer: Any
+) -> None:
+    created = populate(actor, accounts)
+    ix = make_indexer()
+    head = ix.sync()
+    assert head == dep.w3.eth.block_number
+    found = set(ix.accounts())
+    assert found == created
+    assert found == chain_accounts(dep)
+    assert ix.last_hash == dep.w3.eth.get_block(head)["hash"].to_0x_hex()
+    # Discovery order is stable and has no duplicates.
+    assert len(ix.accounts()) == len(found) == len(ix)
+
+
+def test_checkpoint_survives_restart(
+    dep: Deployment, actor: Actor, accounts: list[str], make_indexer: Any
+) -> None:
+    alice, bob = accounts[1:3]
+    actor.usdc(alice, 0, 100)
+    actor.mine(300)  # a long, empty history after the first account
+    first = make_indexer(chunk_size=50)
+    head1 = first.sync()
+    full_scan_calls = first.stats.get_logs
+    assert full_scan_calls >= 6  # the cold scan walked the whole range in chunks
+    first.close()
+
+    actor.usdc(bob, 9, 100)
+    second = make_indexer(chunk_size=50)  # same SQLite file, new instance
+    assert second.last_block == head1
+    head2 = second.sync()
+    assert second.stats.get_logs == 1  # continues from the checkpoint: no full re-scan
+    assert second.stats.from_block == head1 - 12 + 1  # re-scans the last 12 blocks on start
+    assert second.stats.to_block == head2
+    assert set(second.accounts()) == {(alice, 0), (bob, 9)}
+
+    # Same head, same hash: nothing to scan at all.
+    second.sync()
+    assert second.stats.get_logs == 0
+    # A new head re-scans the last 12 blocks plus the new one, in one query.
+    actor.mine(1)
+    second.sync()
+    assert second.stats.get_logs == 1
+    assert second.stats.from_block == head2 - 11
+
+
+def test_tiny_chunks(
+    dep: Deployment, actor: Actor, accounts: list[str], make_indexer: Any, tmp_path: Any
+) -> None:
+    created = populate(actor, accounts)
+    ix = make_indexer(chunk_size=1)
+    head = ix.sync()
+    assert ix.stats.get_logs == head - dep.block + 1  # one block per query
+    assert set(ix.accounts()) == created
+    ix2 = make_indexer(path=tmp_path / "three.sqlite", chunk_size=3)
+    ix2.sync()
+    assert set(ix2.accounts()) == created
+
+
+def test_chunk_halves_on_refusal(
+    dep: Deployment, actor: Actor, accounts: list[str], make_indexer: Any, node: Any
+) -> None:
+    created = populate(actor, accounts)
+    actor.mine(200)
+    limited = RangeLimitedProvider(node.url, max_range=7)
+    progress: list[tuple[str, int, int]] = []
+    ix = make_indexer(w3=Web3(limited), chunk_size=1000, progress=lambda *a: progress.append(a))
+    head = ix.sync()
+    assert limited.refused > 0
+    assert ix.stats.chunk_halvings == limited.refused
+    assert 1 <= ix.chunk <= 1000  # grows back after successes, never past the maximum
+    assert set(ix.accounts()) == created
+    total = head - dep.block + 1
+    assert progress[-1] == ("index", total, total)
+    assert all(p[0] == "index" and p[2] == total for p in progress)
+
+
+def _reorg(w3: Web3, depth: int, txs: list[tuple[dict[str, Any], int]]) -> None:
+    resp = w3.provider.make_request(  # type: ignore[arg-type]
+        "anvil_reorg", [depth, [[tx, offset] for tx, offset in txs]]
+    )
+    assert "error" not in resp, resp
+
+
+def test_anvil_reorg_replaces_accounts(
+    dep: Deployment, actor: Actor, accounts: list[str], make_indexer: Any
+) -> None:
+    w3 = dep.w3
+    alice, bob = accounts[1:3]
+    actor.usdc(alice, 0, 100)  # before the fork: must survive
+    actor.fund(bob, 0, token_units(1_000, 6))
+    actor.fund(alice, 0, token_units(1_000, 6))
+    core = dep.core
+    for sub in (100, 101, 102):  # the last three blocks: reorged out
+        dep.send(core.functions.deposit(sub, 0, token_units(1, 6)), alice)
+    ix = make_indexer()
+    ix.sync()
+    assert {(alice, 100), (alice, 101), (alice, 102)} <= set(ix.accounts())
+    head = w3.eth.block_number
+    old_hash = ix.last_hash
+
+    # Depth 3, with replacement transactions: bob opens sub 555; alice re-does sub 101 only.
+    data_bob = core.functions.deposit(555, 0, token_units(1, 6))._encode_transaction_data()
+    data_alice = core.functions.deposit(101, 0, token_units(1, 6))._encode_transaction_data()
+    _reorg(
+        w3,
+        3,
+        [
+            ({"from": bob, "to": core.address, "data": data_bob, "gas": 300_000}, 0),
+            ({"from": alice, "to": core.address, "data": data_alice, "gas": 300_000}, 2),
+        ],
+    )
+    assert w3.eth.block_number == head  # same height, other blocks
+    new_hash = w3.eth.get_block(head)["hash"].to_0x_hex()
+    assert new_hash != old_hash
+
+    ix.sync()
+    assert ix.stats.reorgs == 1
+    assert ix.stats.rolled_back_to == [head - 3]
+    got = set(ix.accounts())
+    assert got == chain_accounts(dep)
+    assert (bob, 555) in got and (alice, 101) in got and (alice, 0) in got
+    assert (alice, 100) not in got and (alice, 102) not in got
+    assert ix.last_block == head and ix.last_hash == new_hash
+
+
+def test_anvil_rollback(
+    dep: Deployment, actor: Actor, accounts: list[str], make_indexer: Any
+) -> None:
+    w3 = dep.w3
+    alice, bob, carol = accounts[1:4]
+    actor.usdc(alice, 0, 100)
+    actor.fund(bob, 0, token_units(1_000, 6))
+    dep.send(dep.core.functions.deposit(1, 0, token_units(1, 6)), bob)
+    dep.send(dep.core.functions.deposit(2, 0, token_units(1, 6)), bob)
+    ix = make_indexer()
+    head = ix.sync()
+    assert (bob, 2) in set(ix.accounts())
+
+    w3.provider.make_request("anvil_rollback", [2])  # type: ignore[arg-type]
+    assert w3.eth.block_number == head - 2
+    ix.sync()  # the head went backwards: roll back too
+    assert ix.stats.rolled_back_to == [head - 2]
+    assert set(ix.accounts()) == chain_accounts(dep) == {(alice, 0)}
+    assert ix.last_block == head - 2
+    assert ix.last_hash == w3.eth.get_block(head - 2)["hash"].to_0x_hex()
+
+    # The chain grows again past the old height, with other accounts at the same heights.
+    actor.usdc(carol, 8, 10)
+    ix.sync()
+    assert set(ix.accounts()) == chain_accounts(dep) == {(alice, 0), (carol, 8)}
+    assert ix.last_hash == w3.eth.get_block("latest")["hash"].to_0x_hex()
+
+
+def test_checkpoint_of_another_core_is_refused(dep: Deployment, db: Any, make_indexer: Any) -> None:
+    import pytest
+
+    from plimsoll.sync import CheckpointMismatchError
+
+    make_indexer().sync()
+    with pytest.raises(CheckpointMismatchError):
+        AccountIndexer(dep.w3, dep.pool.address, db, dep.block)
