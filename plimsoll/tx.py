@@ -21,7 +21,7 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
 from plimsoll.errors import ChainError
@@ -68,11 +68,13 @@ class FeePolicy:
         tip = min(self.priority_fee, self.max_fee_cap)
         return min(2 * base_fee + tip, self.max_fee_cap), tip
 
-    def bump(self, max_fee: int, tip: int) -> tuple[int, int] | None:
-        """Fees of a replacement, or None when the cap forbids a valid replacement."""
-        new_tip = -(-tip * self.bump_num // self.bump_den)
-        new_max = -(-max_fee * self.bump_num // self.bump_den)
-        if new_max > self.max_fee_cap:
+    def bump(self, max_fee: int, tip: int, base_fee: int = 0) -> tuple[int, int] | None:
+        """Fees of a replacement: at least +12.5% on both fields and at least what a new
+        transaction would pay now; None when the cap forbids a valid replacement."""
+        new_tip = max(-(-tip * self.bump_num // self.bump_den), self.priority_fee)
+        min_max = -(-max_fee * self.bump_num // self.bump_den)
+        new_max = min(max(min_max, 2 * base_fee + new_tip), self.max_fee_cap)
+        if new_max < min_max:
             return None
         return new_max, min(new_tip, new_max)
 
@@ -110,6 +112,7 @@ class TxSender:
         self._next_nonce: int | None = None
         self.pending: dict[int, PendingTx] = {}
         self.chain_id = w3.eth.chain_id
+        self.last_error: str | None = None
 
     @property
     def address(self) -> ChecksumAddress:
@@ -178,16 +181,19 @@ class TxSender:
         return None
 
     def _replace(self, p: PendingTx, head: int) -> None:
-        bumped = self.fees.bump(p.tx["maxFeePerGas"], p.tx["maxPriorityFeePerGas"])
+        base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+        bumped = self.fees.bump(p.tx["maxFeePerGas"], p.tx["maxPriorityFeePerGas"], base_fee)
         if bumped is None:
-            return  # at the cap: wait
+            return  # at the cap: wait for the market to come back
         tx = dict(p.tx, maxFeePerGas=bumped[0], maxPriorityFeePerGas=bumped[1])
         try:
             h = self._broadcast(tx)
-        except ValueError as e:  # "nonce too low": the original was mined meanwhile
-            if "nonce" in str(e).lower():
-                return
-            raise ChainError(f"replacement of nonce {p.nonce} failed: {e}") from e
+        except (ValueError, Web3RPCError) as e:
+            # "nonce too low": the original was mined meanwhile (poll will find its receipt);
+            # anything else (underpriced, pool full) is retried at the next poll.
+            self.on_event("replace_failed", p)
+            self.last_error = str(e)
+            return
         p.tx, p.sent_block = tx, head
         p.hashes.append(h)
         p.replacements += 1
