@@ -198,6 +198,8 @@ def deploy_local(
     contracts["Plimsoll"] = core
     pool = _deploy(w3, arts["LiquidityPool"], admin, core.address, contracts["USDC"].address)
     contracts["LiquidityPool"] = pool
+    # Stateless batch reader for keepers and tools (plimsoll.sync.StateReader).
+    contracts["PlimsollLens"] = _deploy(w3, arts["PlimsollLens"], admin)
     send(core.functions.setPool(pool.address), admin, decoder)
 
     asset_rows = []
