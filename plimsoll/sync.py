@@ -35,6 +35,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -179,6 +180,26 @@ class Account(NamedTuple):
 
     owner: str
     subaccount: int
+
+
+@lru_cache(maxsize=1 << 17)
+def checksum(address: str) -> str:
+    """EIP-55 checksum of a hex address, cached (an owner is checksummed once per process).
+
+    Raises
+    ------
+    ValueError
+        ``address`` is not 20 bytes of hex, or is mixed-case with a wrong checksum.
+    """
+    body = address[2:] if address[:2] in ("0x", "0X") else address
+    lower = body.lower()
+    if len(lower) != 40 or not all(c in "0123456789abcdef" for c in lower):
+        raise ValueError(f"not an address: {address!r}")
+    digest = keccak(text=lower).hex()
+    out = "0x" + "".join(c.upper() if digest[i] in "89abcdef" else c for i, c in enumerate(lower))
+    if body != lower and body != body.upper() and out[2:] != body:
+        raise ValueError(f"bad checksum: {address!r}")
+    return out
 
 
 def _topic(signature: str) -> str:
@@ -352,7 +373,7 @@ class AccountIndexer:
         self.progress = progress
         self.stats = IndexStats()
         self._ok_streak = 0
-        self._checksums: dict[str, str] = {}
+        self._started = False  # the first sync of an instance always re-scans
         self.db = sqlite3.connect(str(db_path))
         self.db.executescript(_SCHEMA)
         self._check_meta()
@@ -487,8 +508,15 @@ class AccountIndexer:
         self.stats.reorgs += 1
         self.stats.rolled_back_to.append(fork)
 
-    def check_reorg(self, head: int | None = None) -> int | None:
+    def check_reorg(self, head: int | None = None, head_hash: str | None = None) -> int | None:
         """Compare the stored hash of the last scanned block with the chain's.
+
+        Parameters
+        ----------
+        head : int, optional
+            The chain's head number (asked for when omitted).
+        head_hash : str, optional
+            The head's hash, if known: saves a request when the head has not moved.
 
         Returns
         -------
@@ -501,7 +529,10 @@ class AccountIndexer:
         if head is None:
             head = int(self.rpc.call("eth_blockNumber", []), 16)
         stored = self._stored_hash(last)
-        chain = self._block_hashes([last])[last] if last <= head else None
+        if last == head and head_hash is not None:
+            chain: str | None = head_hash
+        else:
+            chain = self._block_hashes([last])[last] if last <= head else None
         if stored is not None and chain == stored:
             return None
         fork = self._find_fork(min(head, last))
@@ -529,11 +560,17 @@ class AccountIndexer:
                 return self.deploy_block - 1 if last is None else last
         raise SyncError(f"the chain reorganized during {max_attempts} sync attempts")
 
-    _started = False
+    def _head(self, to_block: int | None) -> tuple[int, str] | None:
+        tag = "latest" if to_block is None else hex(to_block)
+        blk = self.rpc.call("eth_getBlockByNumber", [tag, False])
+        return None if blk is None else (int(blk["number"], 16), str(blk["hash"]))
 
     def _sync_once(self, to_block: int | None) -> bool:
-        head = int(self.rpc.call("eth_blockNumber", []), 16) if to_block is None else to_block
-        fork = self.check_reorg(head)
+        got = self._head(to_block)
+        if got is None:
+            raise SyncError(f"the chain has no block {to_block}")
+        head, head_hash = got
+        fork = self.check_reorg(head, head_hash)
         last = self.last_block
         if last is not None and last == head and fork is None and self._started:
             return True  # same head, same hash: nothing new
@@ -547,13 +584,24 @@ class AccountIndexer:
         if start > head:
             return True
         self.stats.from_block, self.stats.to_block = start, head
+        # Hashes of the recent window: stored ones up to the (verified) checkpoint are kept,
+        # newer ones are fetched in one batch. Logs in the window must carry these hashes.
         window_lo = max(start, head - self.hash_window + 1)
-        hashes = self._block_hashes(list(range(window_lo, head + 1)))
+        hashes: dict[int, str | None] = {}
+        if last is not None:
+            rows = self.db.execute(
+                "SELECT number, hash FROM blocks WHERE number BETWEEN ? AND ?",
+                (window_lo, min(last, head)),
+            ).fetchall()
+            hashes = {int(n): str(h) for n, h in rows}
+        missing = [n for n in range(window_lo, head + 1) if n not in hashes and n != head]
+        hashes.update(self._block_hashes(missing))
+        hashes[head] = head_hash
         if any(h is None for h in hashes.values()):
             return False  # the head went backwards while we looked
         total = head - start + 1
         for stop, logs in self._logs_adaptive(start, head):
-            rows: dict[tuple[str, int], int] = {}
+            rows_: dict[tuple[str, int], int] = {}
             for log in logs:
                 bn = int(log["blockNumber"], 16)
                 if bn >= window_lo and log.get("blockHash") != hashes[bn]:
@@ -561,19 +609,13 @@ class AccountIndexer:
                 if log.get("removed"):
                     continue
                 for key in accounts_in_log(log):
-                    if rows.get(key, bn + 1) > bn:
-                        rows[key] = bn
-            self._commit_chunk(stop, rows, hashes)
+                    if rows_.get(key, bn + 1) > bn:
+                        rows_[key] = bn
+            self._commit_chunk(stop, rows_, hashes)
             self.stats.logs += len(logs)
             if self.progress is not None:
                 self.progress("index", stop - start + 1, total)
         return True
-
-    def _checksum(self, owner: str) -> str:
-        c = self._checksums.get(owner)
-        if c is None:
-            c = self._checksums[owner] = to_checksum_address(owner)
-        return c
 
     def _commit_chunk(
         self, stop: int, rows: dict[tuple[str, int], int], hashes: dict[int, str | None]
@@ -585,7 +627,7 @@ class AccountIndexer:
                 "ON CONFLICT (owner, subaccount) DO UPDATE "
                 "SET first_block = min(first_block, excluded.first_block) "
                 "WHERE excluded.first_block < first_block",
-                [(self._checksum(o), str(s), b) for (o, s), b in rows.items()],
+                [(checksum(o), str(s), b) for (o, s), b in rows.items()],
             )
             new = self.db.total_changes - before
             self.db.executemany(
@@ -771,13 +813,14 @@ class StateReader:
         """
         if block is None:
             block = int(self.rpc.call("eth_blockNumber", []), 16)
-        owners: list[str] = [to_checksum_address(o) for o, _ in accounts]
+        owners = [checksum(o) for o, _ in accounts]
+        raw_owners = [bytes.fromhex(o[2:]) for o in owners]  # no second checksum validation
         subs = [int(s) for _, s in accounts]
         calls = [self._markets_call(block)]
         for i in range(0, len(owners), self.batch_size):
             data = _READ_ACCOUNTS + abi_encode(
                 ["address", "address[]", "uint256[]"],
-                [self.core, owners[i : i + self.batch_size], subs[i : i + self.batch_size]],
+                [self.core, raw_owners[i : i + self.batch_size], subs[i : i + self.batch_size]],
             )
             calls.append(self._eth_call(data, block))
         results: list[Any] = []

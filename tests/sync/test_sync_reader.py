@@ -170,3 +170,21 @@ def test_sync_state_end_to_end(
     assert res.state.block == ix.last_block
     assert res.rpc_requests == rpc.requests > 0
     assert res.by_method["eth_getLogs"] == 1 and res.by_method["eth_call"] == 2
+
+
+def test_checksum_matches_eth_utils() -> None:
+    import os
+
+    from eth_utils import to_checksum_address
+
+    from plimsoll.sync import checksum
+
+    for _ in range(100):
+        a = "0x" + os.urandom(20).hex()
+        assert checksum(a) == to_checksum_address(a) == checksum(to_checksum_address(a))
+    good = to_checksum_address("0x" + "ab" * 20)
+    bad = good[:2] + good[2:].swapcase()
+    with pytest.raises(ValueError):
+        checksum(bad)
+    with pytest.raises(ValueError):
+        checksum("0x1234")
