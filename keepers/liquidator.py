@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 import requests
+from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
-from plimsoll.margin import compute_margin
+from eth_utils import keccak
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
 
 from keepers.ops import (
     ConfigError,
@@ -48,16 +48,18 @@ from keepers.ops import (
     parse_shard,
     setup_logging,
 )
-from plimsoll.chain import revert_data
 from plimsoll.client import PlimsollClient
 from plimsoll.errors import ContractRevert, PlimsollError
 from plimsoll.keys import load_keystore, read_password
+from plimsoll.margin import compute_margin
 from plimsoll.sync import AccountIndexer, RpcClient, StateReader
 from plimsoll.tx import GWEI, FeePolicy, Outcome, PendingTx, TxSender
 from plimsoll.units import WAD
 
 logger = logging.getLogger("plimsoll.liquidator")
 
+_SEL_LIQUIDATE = keccak(text="liquidate(address,uint256)")[:4]
+_SEL_LIQ_COLLATERAL = keccak(text="liquidateCollateral(address,uint256,uint256,uint256)")[:4]
 LIQUIDATE_GAS = 400_000  # conservative per-call estimate for the profit check [gas]
 
 
@@ -135,6 +137,8 @@ class LiquidationKeeper:
         liq = self.client.core.functions.liquidationConfig().call()
         self.penalty, self.keeper_share, self.reward_cap = int(liq[0]), int(liq[1]), int(liq[4])
         self._approved = False
+        if self.sender is not None and cfg.collateral_liquidation:
+            self._approve_cash()  # once, before the first block: buying collateral pays cash
 
     # ------------------------------------------------------------------ health
 
@@ -205,11 +209,8 @@ class LiquidationKeeper:
             if len(liq):
                 # Most under-margined first: shortfall relative to MM.
                 ratio = np.array([float(equity[i]) / max(float(mm[i]), 1.0) for i in liq])
-                order = liq[np.argsort(ratio, kind="stable")]
-                notional = self._notional(state, order)
-                for rank, i in enumerate(order[: self.cfg.max_per_block]):
-                    key = (state.owners[i], int(state.subaccounts[i]))
-                    self._try_liquidate(key, int(equity[i]), notional[rank], block, state, int(i))
+                order = liq[np.argsort(ratio, kind="stable")][: self.cfg.max_per_block]
+                self._liquidate_batch(state, order, [int(equity[i]) for i in order], block)
         self.last_block = block
         self.last_progress = time.monotonic()
         self.stats.blocks += 1
@@ -227,108 +228,147 @@ class LiquidationKeeper:
             for r in sizes
         ]
 
-    def _try_liquidate(
-        self, key: tuple[str, int], equity: int, notional: int, block: int, state: Any, row: int
+    def _liquidate_batch(
+        self, state: Any, rows: np.ndarray, equities: list[int], block: int
     ) -> None:
-        if key in self.inflight or self.cooldown.get(key, -1) >= block:
+        """Confirm every candidate with one batch of eth_calls at the latest block, check
+        profit, and send the survivors in one batch under consecutive nonces."""
+        core = self.client.core
+        me = self.account.address if self.account is not None else core.address
+        notionals = self._notional(state, rows)
+        cands: list[tuple[tuple[str, int], str, int, int, bool]] = []
+        for row, equity, notional in zip(rows, equities, notionals, strict=True):
+            key = (state.owners[row], int(state.subaccounts[row]))
+            if key in self.inflight or self.cooldown.get(key, -1) >= block:
+                continue
+            has_positions = any(int(x) != 0 for x in state.sizes[row])
+            if has_positions:
+                data = _SEL_LIQUIDATE + abi_encode(["address", "uint256"], [key[0], key[1]])
+            elif self.cfg.collateral_liquidation:
+                args = self._collateral_args(state, int(row))
+                if args is None:
+                    continue
+                data = _SEL_LIQ_COLLATERAL + abi_encode(
+                    ["address", "uint256", "uint256", "uint256"], [key[0], key[1], *args]
+                )
+            else:
+                continue
+            cands.append((key, "0x" + data.hex(), equity, notional, has_positions))
+        if not cands:
             return
-        owner, sub = key
-        has_positions = any(int(s) != 0 for s in state.sizes[row])
-        core = self.client.core.functions
-        fn = core.liquidate(owner, sub) if has_positions else None
-        if fn is None:
-            if not self.cfg.collateral_liquidation:
-                return
-            fn = self._collateral_call(owner, sub, state, row)
-            if fn is None:
-                return
-        me = self.account.address if self.account is not None else owner
-        try:  # confirm at the latest block: another keeper may have been faster
-            fn.call({"from": me}, block_identifier="latest")
-        except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
-            err = self.client.decoder.decode(revert_data(exc))
-            self.stats.race_lost += 1
-            self.metrics.race_lost.inc()
-            self.cooldown[key] = block
-            log(
-                logger,
-                logging.INFO,
-                "skip: not liquidatable at latest",
-                owner=owner,
-                sub=sub,
-                error=err.name,
-            )
-            return
-        reward = min(notional * self.penalty // WAD * self.keeper_share // WAD, self.reward_cap)
-        gas_price = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0) * 2 + int(
-            self.cfg.priority_fee_gwei * GWEI
+        provider: Any = self.w3.provider
+        answers = provider.make_batch_request(
+            [
+                ("eth_call", [{"from": me, "to": core.address, "data": data}, "latest"])
+                for _, calldata, _, _, _ in cands
+            ]
         )
+        if not isinstance(answers, list):
+            raise PlimsollError(f"batch eth_call failed: {answers!r:.200}")
+        head = self.w3.eth.get_block("latest")
+        base_fee = int(head.get("baseFeePerGas", 0) or 0)
+        gas_price = 2 * base_fee + int(self.cfg.priority_fee_gwei * GWEI)
         gas_usd = LIQUIDATE_GAS * gas_price * int(self.cfg.eth_price_usd * 1e6) // 10**6
-        bad_debt = equity < 0
-        if has_positions and not bad_debt and reward - gas_usd < int(self.cfg.min_profit_usd * WAD):
-            self.stats.unprofitable += 1
-            self.metrics.unprofitable.inc()
-            log(
-                logger,
-                logging.INFO,
-                "skip: unprofitable",
-                owner=owner,
-                sub=sub,
-                reward_usd=reward / WAD,
-                gas_usd=gas_usd / WAD,
-            )
+        to_send: list[tuple[str, bytes | str, str]] = []
+        for (key, calldata, equity, notional, has_positions), ans in zip(
+            cands, answers, strict=True
+        ):
+            owner, sub = key
+            if not isinstance(ans, dict) or ans.get("error") is not None:
+                err = ans.get("error", {}) if isinstance(ans, dict) else {}
+                name = self.client.decoder.decode(
+                    err.get("data") if isinstance(err, dict) else None
+                ).name
+                # Another keeper was faster, or the price moved back: counted, not retried.
+                self.stats.race_lost += 1
+                self.metrics.race_lost.inc()
+                self.cooldown[key] = block
+                log(
+                    logger,
+                    logging.INFO,
+                    "skip: not liquidatable at latest",
+                    owner=owner,
+                    sub=sub,
+                    error=name,
+                )
+                continue
+            reward = min(notional * self.penalty // WAD * self.keeper_share // WAD, self.reward_cap)
+            bad_debt = equity < 0
+            # The profit check; underwater accounts are always cleared (bad-debt override).
+            if (
+                has_positions
+                and not bad_debt
+                and reward - gas_usd < int(self.cfg.min_profit_usd * WAD)
+            ):
+                self.stats.unprofitable += 1
+                self.metrics.unprofitable.inc()
+                log(
+                    logger,
+                    logging.INFO,
+                    "skip: unprofitable",
+                    owner=owner,
+                    sub=sub,
+                    reward_usd=reward / WAD,
+                    gas_usd=gas_usd / WAD,
+                )
+                continue
+            if self.sender is None:
+                log(
+                    logger,
+                    logging.INFO,
+                    "dry-run: would liquidate",
+                    owner=owner,
+                    sub=sub,
+                    equity=equity / WAD,
+                    block=block,
+                )
+                continue
+            to_send.append((core.address, calldata, f"{owner}:{sub}"))
+        if self.sender is None or not to_send:
             return
-        if self.sender is None:
+        sent = self.sender.send_many(to_send, gas=LIQUIDATE_GAS, base_fee=base_fee)
+        for (_, _, label), p in zip(to_send, sent, strict=True):
+            owner, sub_s = label.split(":")
+            if p is None:
+                log(
+                    logger,
+                    logging.WARNING,
+                    "send refused",
+                    owner=owner,
+                    sub=int(sub_s),
+                    error=self.sender.last_error,
+                )
+                continue
+            self.inflight[(owner, int(sub_s))] = p
+            self.stats.sent += 1
             log(
                 logger,
                 logging.INFO,
-                "dry-run: would liquidate",
+                "liquidation sent",
                 owner=owner,
-                sub=sub,
-                equity=equity / WAD,
+                sub=int(sub_s),
+                nonce=p.nonce,
                 block=block,
             )
-            return
-        tx = fn.build_transaction({"from": self.sender.address, "gas": LIQUIDATE_GAS})
-        try:
-            p = self.sender.send(
-                {"to": tx["to"], "data": tx["data"]}, label=f"{owner}:{sub}", gas=LIQUIDATE_GAS
-            )
-        except ValueError as e:  # node refused (e.g. underpriced); next block retries
-            log(logger, logging.WARNING, "send refused", owner=owner, sub=sub, error=str(e))
-            return
-        self.inflight[key] = p
-        self.stats.sent += 1
-        log(
-            logger,
-            logging.INFO,
-            "liquidation sent",
-            owner=owner,
-            sub=sub,
-            nonce=p.nonce,
-            block=block,
-            equity=equity / WAD,
-            bad_debt=bad_debt,
-        )
 
-    def _collateral_call(self, owner: str, sub: int, state: Any, row: int) -> Any:
-        """liquidateCollateral for an account with cash debt and only collateral left."""
+    def _collateral_args(self, state: Any, row: int) -> tuple[int, int] | None:
+        """(asset id, repay amount) for liquidateCollateral of an account with cash debt and
+        only collateral left; None when there is nothing to buy or no key to pay with."""
         cash = int(state.cash[row])
         if cash >= 0 or self.account is None:
             return None
         for col, bal in enumerate(state.balances[row]):
             if int(bal) > 0:
-                asset_id = col + 1
                 debt = -cash
-                amount = (debt + 10**12 - 1) // 10**12  # debt in USDC units, rounded up
-                if not self._approved and self.sender is not None:
-                    self._approve_cash()
-                return self.client.core.functions.liquidateCollateral(owner, sub, asset_id, amount)
+                return col + 1, (debt + 10**12 - 1) // 10**12  # debt in USDC units, rounded up
         return None
 
     def _approve_cash(self) -> None:
         assert self.sender is not None
         cash = self.client.cash
+        if cash.functions.allowance(self.sender.address, self.client.core.address).call() > 2**200:
+            self._approved = True
+            return
         tx = cash.functions.approve(self.client.core.address, 2**256 - 1).build_transaction(
             {"from": self.sender.address, "gas": 100_000}
         )

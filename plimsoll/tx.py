@@ -30,6 +30,26 @@ GWEI = 10**9
 MIN_BUMP_NUM, MIN_BUMP_DEN = 1125, 1000  # +12.5%
 
 
+def _format_receipt(raw: dict[str, Any]) -> TxReceipt:
+    """The fields a keeper reads from a raw JSON receipt, as web3 would format them."""
+    out: dict[str, Any] = dict(raw)
+    for k in (
+        "status",
+        "blockNumber",
+        "gasUsed",
+        "effectiveGasPrice",
+        "cumulativeGasUsed",
+        "transactionIndex",
+        "type",
+    ):
+        if isinstance(out.get(k), str):
+            out[k] = int(out[k], 16)
+    for k in ("transactionHash", "blockHash"):
+        if isinstance(out.get(k), str):
+            out[k] = HexBytes(out[k])
+    return out  # type: ignore[return-value]
+
+
 class Outcome(Enum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
@@ -149,17 +169,96 @@ class TxSender:
         self.on_event("sent", p)
         return p
 
+    def send_many(
+        self, txs: list[tuple[str, bytes | str, str]], gas: int, base_fee: int | None = None
+    ) -> list[PendingTx | None]:
+        """Sign ``(to, data, label)`` transactions under consecutive nonces and broadcast them
+        in one JSON-RPC batch. A refused one leaves a nonce gap, which is filled at once with a
+        zero-value self-transfer (so later nonces are not stuck). Returns one entry per input
+        (None where the node refused it)."""
+        if not txs:
+            return []
+        with self._lock:
+            if base_fee is None:
+                base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+            head = int(self.w3.eth.block_number)
+            max_fee, tip = self.fees.initial(base_fee)
+            start = self._nonce()
+            signed: list[tuple[dict[str, Any], Any]] = []
+            for k, (to, data, _) in enumerate(txs):
+                full: dict[str, Any] = {
+                    "from": self.address,
+                    "to": to,
+                    "data": data,
+                    "value": 0,
+                    "nonce": start + k,
+                    "chainId": self.chain_id,
+                    "gas": gas,
+                    "maxFeePerGas": max_fee,
+                    "maxPriorityFeePerGas": tip,
+                    "type": 2,
+                }
+                signed.append((full, self.account.sign_transaction(full)))
+            provider: Any = self.w3.provider
+            answers = provider.make_batch_request(
+                [
+                    ("eth_sendRawTransaction", ["0x" + bytes(st.raw_transaction).hex()])
+                    for _, st in signed
+                ]
+            )
+            if not isinstance(answers, list):
+                answers = [answers] * len(signed)
+            self._next_nonce = start + len(txs)
+            out: list[PendingTx | None] = []
+            for (full, st), ans, (_, _, label) in zip(signed, answers, txs, strict=True):
+                if isinstance(ans, dict) and ans.get("error") is None:
+                    sent = PendingTx(full["nonce"], full, [HexBytes(st.hash)], head, label)
+                    self.pending[sent.nonce] = sent
+                    out.append(sent)
+                else:
+                    self.last_error = str(ans.get("error") if isinstance(ans, dict) else ans)
+                    out.append(self._fill_gap(full, head))
+        for q in out:
+            if q is not None and q.label != "gap-filler":
+                self.on_event("sent", q)
+        return [None if q is None or q.label == "gap-filler" else q for q in out]
+
+    def _fill_gap(self, refused: dict[str, Any], head: int) -> PendingTx | None:
+        bumped = self.fees.bump(refused["maxFeePerGas"], refused["maxPriorityFeePerGas"])
+        fees = bumped or (refused["maxFeePerGas"], refused["maxPriorityFeePerGas"])
+        filler = dict(
+            refused,
+            to=self.address,
+            data=b"",
+            gas=21_000,
+            maxFeePerGas=fees[0],
+            maxPriorityFeePerGas=fees[1],
+        )
+        try:
+            h = self._broadcast(filler)
+        except (ValueError, Web3RPCError):
+            # Nothing more to do here: re-read the nonce so the next send does not build on
+            # the gap.
+            self._next_nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))
+            return None
+        p = PendingTx(filler["nonce"], filler, [h], head, "gap-filler")
+        self.pending[p.nonce] = p
+        return p
+
     def _broadcast(self, tx: dict[str, Any]) -> HexBytes:
         signed = self.account.sign_transaction(tx)
         return HexBytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
 
     def poll(self) -> list[PendingTx]:
-        """Check every pending transaction; replace stuck ones. Returns the ones that finished."""
+        """Check every pending transaction; replace stuck ones. Returns the ones that finished.
+
+        All receipts are asked for in one JSON-RPC batch."""
         done: list[PendingTx] = []
         head = int(self.w3.eth.block_number)
         with self._lock:
-            for nonce, p in list(self.pending.items()):
-                receipt = self._receipt(p)
+            items = list(self.pending.items())
+            receipts = self._receipts([p for _, p in items])
+            for (nonce, p), receipt in zip(items, receipts, strict=True):
                 if receipt is not None:
                     p.receipt = receipt
                     p.outcome = Outcome.SUCCEEDED if receipt["status"] == 1 else Outcome.REVERTED
@@ -171,6 +270,23 @@ class TxSender:
         for p in done:
             self.on_event(p.outcome.value, p)
         return done
+
+    def _receipts(self, ps: list[PendingTx]) -> list[TxReceipt | None]:
+        calls = [(k, h) for k, p in enumerate(ps) for h in p.hashes]
+        if not calls:
+            return []
+        provider: Any = self.w3.provider
+        answers = provider.make_batch_request(
+            [("eth_getTransactionReceipt", ["0x" + bytes(h).hex()]) for _, h in calls]
+        )
+        if not isinstance(answers, list):
+            return [self._receipt(p) for p in ps]
+        out: list[TxReceipt | None] = [None] * len(ps)
+        for (k, _), ans in zip(calls, answers, strict=True):
+            r = ans.get("result") if isinstance(ans, dict) else None
+            if r:
+                out[k] = _format_receipt(r)
+        return out
 
     def _receipt(self, p: PendingTx) -> TxReceipt | None:
         for h in reversed(p.hashes):

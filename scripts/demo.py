@@ -1,181 +1,257 @@
-"""The main job, end to end on a local anvil: deploy, trade, crash prices, liquidate, report.
+"""The main job, end to end: anvil, deploy, 200+ traders, a crash, the keeper liquidates.
 
-    python scripts/demo.py [--traders 120] [--crash 0.30] [--steps 15] [--seed 7]
+    python scripts/demo.py [--traders 220] [--crash 0.30] [--blocks 30] [--seed 7]
 
-Starts anvil, deploys Plimsoll with mock tokens and feeds, opens leveraged perpetual positions
-for many traders (random collateral mix, leverage, market and direction; cross and isolated
-subaccounts), moves every price down by ``--crash`` over ``--steps`` blocks and, after each
-move, liquidates every account the contract reports as liquidatable (this script stands in for
-the keeper bot). Prints a summary; its last line is one JSON object.
+1. starts anvil (automine while setting up), deploys Plimsoll with mock tokens and feeds;
+2. opens leveraged perpetual positions for ``--traders`` accounts (random collateral mix of
+   USDC/WETH/WBTC, leverage, market and side; cross and isolated subaccounts);
+3. starts the liquidation keeper as a separate process (keystore key, metrics/health port),
+   switches the chain to one block per second and moves every price down by ``--crash`` in
+   equal steps over ``--blocks`` blocks, one feed update per block;
+4. waits for the keeper, stops it with SIGTERM and measures, from the chain alone, which
+   accounts became liquidatable when (the margin mirror over historical state, block by block)
+   and when they were liquidated (events).
+
+The last line printed is one JSON object: ``accounts``, ``liquidatable_seen``, ``liquidated``,
+``missed`` (liquidatable accounts still open at the end), ``bad_debt``,
+``blocks_to_liquidation_p50`` / ``_p99`` (from the block an account became liquidatable to the
+block of its liquidation, per episode), and more.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import signal
+import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
+import urllib.request
+from pathlib import Path
 from typing import Any
 
-from web3.logs import DISCARD
+import numpy as np
+from eth_account import Account
+from web3 import Web3
 
-from plimsoll.chain import LocalNode
+from plimsoll.chain import LocalNode, free_port
 from plimsoll.deploy import DEFAULT_PRICES, Deployment, deploy_local
-from plimsoll.errors import ContractRevert, PlimsollError
+from plimsoll.errors import PlimsollError
+from plimsoll.keys import write_keystore
+from plimsoll.margin import compute_margin
+from plimsoll.sync import StateReader
 from plimsoll.units import WAD, token_units, wad
 
-
-@dataclass
-class Trader:
-    addr: str
-    sub: int
-    market: int
-    isolated: bool
+ROOT = Path(__file__).resolve().parent.parent
+GAS = 900_000
 
 
-def _open_traders(dep: Deployment, addrs: list[str], rng: random.Random) -> list[Trader]:
-    core = dep.core
-    prices = {m["id"]: DEFAULT_PRICES[m["feed_id"]] for m in dep.markets}
-    traders: list[Trader] = []
+def _rpc(w3: Web3, method: str, params: list[Any]) -> Any:
+    return w3.provider.make_request(method, params)  # type: ignore[arg-type]
+
+
+def open_traders(dep: Deployment, addrs: list[str], rng: random.Random) -> list[tuple[str, int]]:
+    """Fire every set-up transaction without waiting (anvil automine keeps per-sender order)."""
+    core, w3 = dep.core, dep.w3
+    im_base = {0: 0.1, 1: 0.1, 2: 0.2}
+    hashes = []
+    accounts: list[tuple[str, int]] = []
+
+    def tx(fn: Any, sender: str) -> None:
+        hashes.append(fn.transact({"from": sender, "gas": GAS}))
+
     for addr in addrs:
         market = rng.choice([0, 0, 0, 1, 1, 2])
         isolated = rng.random() < 0.3
-        sub = 1 if isolated else 0
+        sub = rng.randint(1, 3) if isolated else 0
         if isolated:
-            dep.send(core.functions.configureSubaccount(sub, market + 1), addr)
-        # Collateral: cash always; sometimes WETH or WBTC on top.
-        cash_usd = rng.uniform(2_000, 20_000)
-        _deposit(dep, addr, sub, 0, token_units(round(cash_usd, 2), 6))
-        coll_usd = 0.0
+            tx(core.functions.configureSubaccount(sub, market + 1), addr)
+        cash_usd = round(rng.uniform(1_000, 20_000), 2)
+        value = cash_usd
+        deposits = [(0, token_units(cash_usd, 6))]
         mix = rng.random()
         if mix < 0.3:
             eth = round(rng.uniform(0.5, 4), 4)
-            _deposit(dep, addr, sub, 1, token_units(eth, 18))
-            coll_usd = eth * DEFAULT_PRICES[1] * 0.8
+            deposits.append((1, token_units(eth, 18)))
+            value += eth * DEFAULT_PRICES[1] * 0.8
         elif mix < 0.5:
             btc = round(rng.uniform(0.01, 0.1), 6)
-            _deposit(dep, addr, sub, 2, token_units(btc, 8))
-            coll_usd = btc * DEFAULT_PRICES[2] * 0.75
-        leverage = rng.uniform(2.0, 8.5)
-        notional = (cash_usd + coll_usd) * leverage
-        size = notional / prices[market]
-        direction = 1 if rng.random() < 0.85 else -1
+            deposits.append((2, token_units(btc, 8)))
+            value += btc * DEFAULT_PRICES[2] * 0.75
+        for asset_id, amount in deposits:
+            tok = dep.token(asset_id)
+            tx(tok.functions.mint(addr, amount), addr)
+            tx(tok.functions.approve(core.address, 2**256 - 1), addr)
+            tx(core.functions.deposit(sub, asset_id, amount), addr)
+        # leverage up to ~90% of what IM allows (the size-dependent rate takes the rest)
+        leverage = rng.uniform(2.0, 0.9 / im_base[market])
+        size = value * leverage / DEFAULT_PRICES[dep.markets[market]["feed_id"]]
+        side = 1 if rng.random() < 0.85 else -1
+        tx(core.functions.trade(sub, market, side * wad(round(size, 6)), 0), addr)
+        accounts.append((addr, sub))
+    for h in hashes[-50:]:
+        w3.eth.wait_for_transaction_receipt(h, timeout=300)
+    return accounts
+
+
+def start_keeper(dep: Deployment, workdir: Path, rpc: str) -> tuple[subprocess.Popen[str], int, str]:
+    w3 = dep.w3
+    key = Account.create()
+    _rpc(w3, "anvil_setBalance", [key.address, hex(100 * 10**18)])
+    # Cash in the keeper's wallet for buying collateral from accounts left with debt.
+    dep.send(dep.cash.functions.mint(key.address, token_units(5_000_000, 6)), dep.admin)
+    password = workdir / "keeper.password"
+    password.write_text("demo-password\n")
+    os.chmod(password, 0o600)
+    keystore = write_keystore(key, workdir / "keeper.json", "demo-password")
+    deployment = workdir / "deployment.json"
+    dep.save(deployment)
+    port = free_port()
+    cmd = [sys.executable, "-m", "keepers.liquidator", "--rpc", rpc, "--deployment",
+           str(deployment), "--db", str(workdir / "keeper.sqlite"), "--keystore", str(keystore),
+           "--password-file", str(password), "--port", str(port), "--poll-interval", "0.05",
+           "--max-per-block", "500", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PlimsollError(f"keeper exited early: {proc.stderr.read() if proc.stderr else ''}")
         try:
-            dep.send(core.functions.trade(sub, market, direction * wad(round(size, 6)), 0), addr)
-        except ContractRevert as e:  # too much leverage for the size-dependent rate: halve it
-            if e.name != "InsufficientMargin":
-                raise
-            dep.send(
-                core.functions.trade(sub, market, direction * wad(round(size / 2, 6)), 0), addr
-            )
-        traders.append(Trader(addr, sub, market, isolated))
-    return traders
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                if json.loads(r.read())["last_block"] >= 0:
+                    return proc, port, str(key.address)
+        except OSError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise PlimsollError("keeper did not become healthy within 60 s")
 
 
-def _deposit(dep: Deployment, who: str, sub: int, asset_id: int, amount: int) -> None:
-    tok = dep.token(asset_id)
-    dep.send(tok.functions.mint(who, amount), who)
-    dep.send(tok.functions.approve(dep.core.address, 2**256 - 1), who)
-    dep.send(dep.core.functions.deposit(sub, asset_id, amount), who)
+def wait_block(w3: Web3, after: int, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        b = int(w3.eth.block_number)
+        if b > after:
+            return b
+        time.sleep(0.02)
+    raise PlimsollError(f"no new block after {after} within {timeout}s")
 
 
-def run(n_traders: int, crash: float, steps: int, seed: int) -> dict[str, Any]:
+def measure(dep: Deployment, accounts: list[tuple[str, int]], start: int, end: int
+            ) -> dict[str, Any]:
+    """Liquidatable sets block by block (mirror over historical state) and liquidation events."""
+    reader = StateReader(dep.w3, dep.core.address, dep.contracts["PlimsollLens"].address)
+    liq_by_block: dict[int, np.ndarray] = {}
+    for b in range(start, end + 1):
+        liq_by_block[b] = np.asarray(compute_margin(reader.read(accounts, b)).liquidatable,
+                                     dtype=bool)
+    idx = {(o.lower(), s): i for i, (o, s) in enumerate(accounts)}
+    liq_blocks: dict[int, list[int]] = {}
+    bad_debt = 0
+    for ev_name in ("Liquidated", "CollateralLiquidated", "BadDebtSettled"):
+        ev = getattr(dep.core.events, ev_name)
+        for log in ev().get_logs(from_block=start, to_block=end):
+            a = log["args"]
+            i = idx.get((a["owner"].lower(), int(a["subaccount"])))
+            if ev_name == "BadDebtSettled":
+                bad_debt += int(a["deficit"])
+            elif i is not None:
+                liq_blocks.setdefault(i, []).append(int(log["blockNumber"]))
+    lags: list[int] = []
+    seen: set[int] = set()
+    for i in range(len(accounts)):
+        prev = False
+        for b in range(start, end + 1):
+            now = bool(liq_by_block[b][i])
+            if now and not prev:  # a new episode starts at block b
+                seen.add(i)
+                later = [x for x in liq_blocks.get(i, []) if x > b]
+                if later:
+                    lags.append(min(later) - b)
+            prev = now
+    missed = int(liq_by_block[end].sum())
+    lags.sort()
+    return {
+        "liquidatable_seen": len(seen),
+        "liquidated": len(liq_blocks),
+        "liquidation_txs": sum(len(v) for v in liq_blocks.values()),
+        "missed": missed,
+        "bad_debt": bad_debt / WAD,
+        "episodes": len(lags),
+        "blocks_to_liquidation_p50": lags[len(lags) // 2] if lags else None,
+        "blocks_to_liquidation_p99": lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else None,
+        "blocks_to_liquidation_max": lags[-1] if lags else None,
+    }
+
+
+def run(n_traders: int, crash: float, blocks: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     t0 = time.monotonic()
-    with LocalNode(accounts=n_traders + 2) as w3:
-        dep = deploy_local(w3)
-        core = dep.core
-        accts: list[str] = [str(x) for x in w3.eth.accounts]
-        keeper = accts[1]
-        traders = _open_traders(dep, accts[2 : 2 + n_traders], rng)
-        print(f"deployed and opened {len(traders)} positions in {time.monotonic() - t0:.1f}s")
-        pool_before = core.functions.poolMargin().call()[0]
-        insurance_before = core.functions.insuranceFund().call()
-
-        first_seen: dict[tuple[str, int], int] = {}
-        liquidated_at: dict[tuple[str, int], int] = {}
-        liquidations = 0
-        collateral_liquidations = 0
-        bad_debt = 0
-        gas: list[int] = []
-        for step in range(1, steps + 1):
-            for feed_id, p0 in DEFAULT_PRICES.items():
-                dep.set_price(feed_id, round(p0 * (1 - crash * step / steps), 6))
-            block = w3.eth.block_number
-            for t in traders:
-                key = (t.addr, t.sub)
-                if not core.functions.isLiquidatable(t.addr, t.sub).call():
-                    continue
-                first_seen.setdefault(key, block)
-                acct: Any = core.functions.getAccount(t.addr, t.sub).call()
-                try:
-                    if acct[2] != 0:  # marketMask: positions open
-                        r = dep.send(core.functions.liquidate(t.addr, t.sub), keeper)
-                        liquidations += 1
-                    else:  # only collateral and cash debt left: buy the collateral
-                        r = _buy_collateral(dep, keeper, t)
-                        collateral_liquidations += 1
-                    gas.append(int(r["gasUsed"]))
-                    liquidated_at.setdefault(key, int(r["blockNumber"]))
-                    for log in core.events.BadDebtSettled().process_receipt(r, errors=DISCARD):
-                        bad_debt += int(log["args"]["deficit"])
-                except ContractRevert as e:
-                    print(f"  liquidation of {t.addr[:10]}/{t.sub} refused: {e}")
-            print(
-                f"step {step:2d}: prices -{crash * step / steps:.0%}, "
-                f"{len(first_seen)} seen liquidatable, {liquidations} liquidations"
-            )
-
-        missed = sum(1 for t in traders if core.functions.isLiquidatable(t.addr, t.sub).call())
-        lags = sorted(liquidated_at[k] - first_seen[k] for k in liquidated_at if k in first_seen)
-        pool_after = core.functions.poolMargin().call()[0]
+    with tempfile.TemporaryDirectory() as tmp, LocalNode(accounts=n_traders + 2) as w3:
+        node_url = w3.provider.endpoint_uri  # type: ignore[attr-defined]
+        dep = deploy_local(w3, pool_liquidity=token_units(50_000_000, 6))
+        traders = [str(a) for a in w3.eth.accounts[2 : 2 + n_traders]]
+        accounts = open_traders(dep, traders, rng)
+        opened = sum(1 for o, s in accounts
+                     if dep.core.functions.getAccount(o, s).call()[2] != 0)
+        print(f"{opened}/{len(accounts)} accounts opened positions in {time.monotonic() - t0:.1f}s")
+        keeper, port, keeper_addr = start_keeper(dep, Path(tmp), node_url)
+        try:
+            _rpc(w3, "evm_setAutomine", [False])
+            _rpc(w3, "evm_setIntervalMining", [1])
+            start = int(w3.eth.block_number)
+            b = start
+            for step in range(1, blocks + 1):
+                for feed_id, p0 in DEFAULT_PRICES.items():
+                    answer = int(wad(p0 * (1 - crash * step / blocks)) // 10**10)
+                    dep.feeds[feed_id].functions.updateAnswer(answer).transact(
+                        {"from": dep.admin, "gas": 300_000})
+                b = wait_block(w3, b)
+                if step % 5 == 0:
+                    print(f"block {b}: prices -{crash * step / blocks:.0%}")
+            for _ in range(8):  # let the keeper finish
+                b = wait_block(w3, b)
+            end = b
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                metrics_text = r.read().decode()
+        finally:
+            keeper.send_signal(signal.SIGTERM)
+            out, err = keeper.communicate(timeout=60)
+        _rpc(w3, "evm_setIntervalMining", [0])
+        _rpc(w3, "evm_setAutomine", [True])
+        keeper_summary = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        result = measure(dep, accounts, start, end)
         summary = {
-            "accounts": len(traders),
-            "isolated_accounts": sum(t.isolated for t in traders),
-            "liquidatable_seen": len(first_seen),
-            "liquidated": len(liquidated_at),
-            "liquidations": liquidations,
-            "collateral_liquidations": collateral_liquidations,
-            "missed": missed,
-            "bad_debt": bad_debt / WAD,
-            "insurance_fund_change": (core.functions.insuranceFund().call() - insurance_before)
-            / WAD,
-            "pool_equity_change": (pool_after - pool_before) / WAD,
-            "blocks_to_liquidation_p50": lags[len(lags) // 2] if lags else None,
-            "blocks_to_liquidation_p99": lags[min(len(lags) - 1, int(len(lags) * 0.99))]
-            if lags
-            else None,
-            "liquidation_gas_mean": round(sum(gas) / len(gas)) if gas else None,
+            "accounts": len(accounts),
+            "positions_opened": opened,
+            **result,
+            "keeper": keeper_summary,
+            "keeper_exit_code": keeper.returncode,
+            "keeper_metrics_ok": "plimsoll_liquidations_succeeded_total" in metrics_text,
+            "insurance_fund": dep.core.functions.insuranceFund().call() / WAD,
+            "keeper_address": keeper_addr,
+            "crash": crash,
+            "crash_blocks": blocks,
             "seconds": round(time.monotonic() - t0, 1),
         }
+        if keeper.returncode != 0:
+            print(err[-2000:], file=sys.stderr)
     return summary
 
 
-def _buy_collateral(dep: Deployment, keeper: str, t: Trader) -> Any:
-    core = dep.core
-    for asset_id in (1, 2):
-        if core.functions.collateralBalance(t.addr, t.sub, asset_id).call() > 0:
-            debt = -core.functions.getAccount(t.addr, t.sub).call()[0]
-            amount = -(-debt // 10**12)
-            dep.send(dep.cash.functions.mint(keeper, amount), keeper)
-            dep.send(dep.cash.functions.approve(core.address, 2**256 - 1), keeper)
-            return dep.send(
-                core.functions.liquidateCollateral(t.addr, t.sub, asset_id, amount), keeper
-            )
-    raise PlimsollError("liquidatable account without positions or collateral")
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Plimsoll demo: trade, crash, liquidate")
-    ap.add_argument("--traders", type=int, default=120)
+    ap = argparse.ArgumentParser(description="Plimsoll demo: traders, crash, keeper")
+    ap.add_argument("--traders", type=int, default=220)
     ap.add_argument("--crash", type=float, default=0.30)
-    ap.add_argument("--steps", type=int, default=15)
+    ap.add_argument("--blocks", type=int, default=30)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
     try:
-        summary = run(args.traders, args.crash, args.steps, args.seed)
+        summary = run(args.traders, args.crash, args.blocks, args.seed)
     except PlimsollError as e:
         print(f"demo failed: {e}", file=sys.stderr)
         return 1
