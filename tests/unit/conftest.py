@@ -42,3 +42,19 @@ def lp(accounts):
 @pytest.fixture
 def outsider(accounts):
     return accounts[9]
+
+
+# A fixed gas limit spares anvil the gas estimation (a binary search of executions), which
+# dominates a transaction's cost. A revert still comes back decoded: with the gas given, the
+# transaction is mined, fails, and `plimsoll.chain.send` replays it as a call to decode it.
+GAS = 8_000_000
+
+
+@pytest.fixture(autouse=True)
+def _fixed_gas(dep, monkeypatch):
+    send = dep.send
+
+    def send_fixed_gas(fn, sender, gas=None):
+        return send(fn, sender, gas=gas or GAS)
+
+    monkeypatch.setattr(dep, "send", send_fixed_gas)

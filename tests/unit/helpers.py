@@ -52,19 +52,19 @@ def b32(name: str) -> bytes:
 
 
 @contextmanager
-def reverts(name: str, **args: Any) -> Iterator[dict[str, ContractRevert]]:
-    """Expect a decoded ContractRevert named ``name`` whose arguments include ``args``."""
+def reverts(error: str, /, **args: Any) -> Iterator[dict[str, ContractRevert]]:
+    """Expect a decoded ContractRevert named ``error`` whose arguments include ``args``."""
     box: dict[str, ContractRevert] = {}
     with pytest.raises(ContractRevert) as info:
         yield box
     err = info.value
     box["err"] = err
-    assert err.name == name, f"expected {name}, got {err}"
+    assert err.name == error, f"expected {error}, got {err}"
     for k, v in args.items():
         got = err.args_by_name[k]
         if isinstance(v, str) and isinstance(got, str):  # addresses: compare checksum-free
             v, got = v.lower(), got.lower()
-        assert got == v, f"{name}.{k}: expected {v}, got {got} ({err})"
+        assert got == v, f"{error}.{k}: expected {v}, got {got} ({err})"
 
 
 def call(dep: Deployment, fn: Any, **kw: Any) -> Any:
@@ -81,7 +81,8 @@ def call(dep: Deployment, fn: Any, **kw: Any) -> Any:
 def fund(
     dep: Deployment, who: str, asset_id: int, amount: int, token: Contract | None = None
 ) -> None:
-    """Mint ``amount`` [token units] of asset ``asset_id`` (or ``token``) to ``who``; approve the core."""
+    """Mint ``amount`` [token units] of asset ``asset_id`` (or ``token``) to ``who`` and
+    approve the core."""
     tok = token if token is not None else dep.token(asset_id)
     dep.send(tok.functions.mint(who, amount), who)
     dep.send(tok.functions.approve(dep.core.address, MAX_UINT), who)
@@ -167,7 +168,7 @@ def impersonate(w3: Web3, who: str) -> None:
 def deploy(w3: Web3, name: str, sender: str, *args: Any) -> Contract:
     art = compile_contracts()[name]
     factory = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
-    tx = factory.constructor(*args).transact({"from": sender})
+    tx = factory.constructor(*args).transact({"from": sender, "gas": 15_000_000})
     rcpt = w3.eth.wait_for_transaction_receipt(tx)
     assert rcpt["status"] == 1, f"deploying {name} failed"
     return w3.eth.contract(address=rcpt["contractAddress"], abi=art.abi)

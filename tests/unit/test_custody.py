@@ -9,12 +9,14 @@ from helpers import (
     WBTC,
     WETH,
     cash_of,
+    configure_market,
     custody_holds,
     deposit,
     events,
     fund,
     insurance,
     reverts,
+    set_price,
     usdc,
     wad,
 )
@@ -248,3 +250,26 @@ def test_custody_invariant_holds_after_a_mixed_sequence(dep, alice, bob):
     custody_holds(dep)
     assert dep.core.functions.assetConfig(WBTC).call()[6] == 2 * 10**8
     assert dep.core.functions.assetConfig(WETH).call()[6] == wad(2)
+
+
+def test_withdraw_rejects_when_cash_is_lent_out(dep, admin, alice, bob):
+    # alice's loss is paid from cash debt backed by WETH: the pool is credited without tokens
+    # arriving. Once LPs take their tokens out, a winner's cash exceeds what the core holds.
+    configure_market(dep, ETH, maxFundingRateWad=0)
+    deposit(dep, alice, 0, WETH, wad(400))
+    dep.send(dep.core.functions.trade(0, ETH, wad(100), 0), alice)
+    set_price(dep, 1, 500)
+    dep.send(dep.core.functions.trade(0, ETH, -wad(100), 0), alice)
+    assert cash_of(dep, alice) < -wad(150_000)
+    dep.send(dep.pool.functions.withdraw(usdc(10_000_000), admin, admin), admin)
+    deposit(dep, bob, 0, 0, usdc(20_000))
+    dep.send(dep.core.functions.trade(0, ETH, wad(100), 0), bob)
+    set_price(dep, 1, 2000)
+    dep.send(dep.core.functions.trade(0, ETH, -wad(100), 0), bob)
+    held = dep.cash.functions.balanceOf(dep.core.address).call()
+    bob_cash = cash_of(dep, bob) // 10**12
+    assert bob_cash > held
+    with reverts("InsufficientLiquidity", available=held, requested=bob_cash):
+        dep.send(dep.core.functions.withdraw(0, 0, bob_cash), bob)
+    dep.send(dep.core.functions.withdraw(0, 0, held), bob)  # what is there can leave
+    custody_holds(dep)

@@ -39,8 +39,7 @@ from helpers import (
 
 @pytest.fixture(autouse=True)
 def no_funding(dep):
-    for m in range(dep.core.functions.marketCount().call()):
-        configure_market(dep, m, maxFundingRateWad=0)
+    configure_market(dep, ETH, maxFundingRateWad=0)
 
 
 def expected_fraction(e: int, mm: int, notional: int, lc: dict[str, int]) -> int:
@@ -270,6 +269,8 @@ def test_liquidate_rejects_account_without_positions(dep, collateral_debt, keepe
 
 
 def test_liquidates_three_positions_by_the_same_fraction(dep, alice, keeper):
+    configure_market(dep, BTC, maxFundingRateWad=0)
+    configure_market(dep, SOL, maxFundingRateWad=0)
     deposit(dep, alice, 0, 0, usdc(3200))
     trade(dep, alice, 0, ETH, wad(5))
     trade(dep, alice, 0, BTC, -wad("0.1"))

@@ -38,6 +38,19 @@ def test_price_normalizes_any_decimals_up_to_18(dep, admin, decimals):
     assert dep.oracle.functions.price(7).call() == 1234 * WAD
 
 
+def test_set_feed_stores_feed_and_emits(dep, admin):
+    feed = deploy(dep.w3, "MockFeed", admin, 6, 5 * 10**6)
+    rcpt = dep.send(dep.oracle.functions.setFeed(8, feed.address, 60, MIN_WAD, MAX_WAD), admin)
+    assert tuple(dep.oracle.functions.feeds(8).call()) == (feed.address, 60, 6, MIN_WAD, MAX_WAD)
+    ev = dep.oracle.events.FeedSet().process_receipt(rcpt)[0]["args"]
+    assert (ev["feedId"], ev["aggregator"], ev["decimals"], ev["heartbeat"]) == (
+        8,
+        feed.address,
+        6,
+        60,
+    )
+
+
 def test_try_price_reports_success(dep):
     assert dep.oracle.functions.tryPrice(1).call() == [True, 2000 * WAD]
 

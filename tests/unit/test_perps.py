@@ -10,6 +10,7 @@ from helpers import (
     ETH,
     SOL,
     WETH,
+    call,
     cash_of,
     configure_market,
     current_index,
@@ -289,3 +290,9 @@ def test_account_margin_follows_fee_and_price(dep, no_funding, alice):
     set_price(dep, 3, 160)
     eq, _, _ = margin(dep, alice)
     assert eq == wad(10_000) - fee + wad(100)
+
+
+def test_funding_index_view_rejects_unknown_market(dep):
+    n = dep.core.functions.marketCount().call()
+    with reverts("UnknownMarket", marketId=n):
+        call(dep, dep.core.functions.fundingIndex(n))
