@@ -313,6 +313,7 @@ class IndexStats:
     reorgs: int = 0
     rolled_back_to: list[int] = field(default_factory=list)
     chunk_halvings: int = 0
+    restarts: int = 0  # scans abandoned because the chain reorganized under them
 
 
 class AccountIndexer:
@@ -558,6 +559,7 @@ class AccountIndexer:
                 self._started = True
                 last = self.last_block
                 return self.deploy_block - 1 if last is None else last
+            self.stats.restarts += 1
         raise SyncError(f"the chain reorganized during {max_attempts} sync attempts")
 
     def _head(self, to_block: int | None) -> tuple[int, str] | None:

@@ -187,3 +187,57 @@ def test_checkpoint_of_another_core_is_refused(dep: Deployment, db: Any, make_in
     make_indexer().sync()
     with pytest.raises(CheckpointMismatchError):
         AccountIndexer(dep.w3, dep.pool.address, db, dep.block)
+
+
+class ReorgOnFirstGetLogs(Web3.HTTPProvider):
+    """Reorganizes the chain (depth 2, one replacement tx) just before the first eth_getLogs
+    is answered: the scan sees logs whose block hashes differ from the ones it pinned."""
+
+    def __init__(self, url: str, replacement: dict[str, Any]) -> None:
+        super().__init__(url, request_kwargs={"timeout": 60})
+        self.replacement = replacement
+        self.fired = False
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        if method == "eth_getLogs" and not self.fired:
+            self.fired = True
+            super().make_request("anvil_reorg", [2, [[self.replacement, 1]]])
+        return super().make_request(method, params)
+
+
+def test_reorg_during_scan_restarts(
+    dep: Deployment, actor: Actor, accounts: list[str], make_indexer: Any, node: Any
+) -> None:
+    alice, bob = accounts[1:3]
+    actor.usdc(alice, 0, 10)
+    make_indexer().sync()
+    actor.fund(bob, 0, token_units(10, 6))
+    actor.fund(alice, 0, token_units(10, 6))
+    for sub in (1, 2):
+        dep.send(dep.core.functions.deposit(sub, 0, 1), alice)
+    data = dep.core.functions.deposit(77, 0, 1)._encode_transaction_data()
+    provider = ReorgOnFirstGetLogs(node.url, {"from": bob, "to": dep.core.address, "data": data})
+    ix = make_indexer(w3=Web3(provider))
+    ix.sync()
+    assert provider.fired and ix.stats.restarts >= 1
+    assert set(ix.accounts()) == chain_accounts(dep)
+    assert (bob, 77) in set(ix.accounts()) and (alice, 2) not in set(ix.accounts())
+    assert ix.last_hash == dep.w3.eth.get_block("latest")["hash"].to_0x_hex()
+
+
+def test_reorg_deeper_than_the_window_rescans_everything(
+    dep: Deployment, actor: Actor, accounts: list[str], make_indexer: Any
+) -> None:
+    alice, bob = accounts[1:3]
+    actor.fund(alice, 0, token_units(10, 6))
+    actor.fund(bob, 0, token_units(10, 6))
+    for sub in range(6):
+        dep.send(dep.core.functions.deposit(sub, 0, 1), alice)
+    ix = make_indexer(rescan_depth=1, hash_window=3)
+    ix.sync()
+    data = dep.core.functions.deposit(9, 0, 1)._encode_transaction_data()
+    _reorg(dep.w3, 5, [({"from": bob, "to": dep.core.address, "data": data, "gas": 300_000}, 0)])
+    ix.sync()
+    assert ix.stats.rolled_back_to == [dep.block - 1]  # no stored hash left on the chain
+    assert ix.stats.from_block == dep.block
+    assert set(ix.accounts()) == chain_accounts(dep) == {(alice, 0), (bob, 9)}
