@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {Liquidations} from "./core/Liquidations.sol";
 import {PlimsollStorage} from "./core/PlimsollStorage.sol";
 import {IOracleRouter} from "./interfaces/IOracleRouter.sol";
@@ -39,7 +40,8 @@ contract Plimsoll is Liquidations {
             bufferWad: 0.25e18,
             collateralBonusWad: 0.05e18,
             keeperRewardCap: 100e18,
-            dustNotional: 10e18
+            dustNotional: 1_000e18,
+            keeperRewardMin: 5e18
         });
         emit LiquidationConfigured(_liq);
     }
@@ -135,6 +137,7 @@ contract Plimsoll is Liquidations {
         if (c.keeperShareWad > WAD) revert ParameterOutOfBounds("keeperShare", c.keeperShareWad);
         if (c.bufferWad > MAX_BUFFER) revert ParameterOutOfBounds("buffer", c.bufferWad);
         if (c.collateralBonusWad > MAX_COLLATERAL_BONUS) revert ParameterOutOfBounds("collateralBonus", c.collateralBonusWad);
+        if (c.keeperRewardMin > c.keeperRewardCap) revert ParameterOutOfBounds("keeperRewardMin", c.keeperRewardMin);
         _liq = c;
         emit LiquidationConfigured(c);
     }
@@ -163,6 +166,7 @@ contract Plimsoll is Liquidations {
     /// @notice The pool moves LP cash [token units] in.
     function poolDeposit(uint256 amount) external nonReentrant whenNotPaused(PAUSE_POOL) {
         if (msg.sender != pool) revert NotPool(msg.sender);
+        if (amount == 0) revert ZeroAmount();
         uint256 received = _pull(cash, msg.sender, amount);
         int256 wad = SafeCastLib.toInt(WadMath.toWad(received, cashDecimals));
         Account storage p = _accounts[msg.sender][0];
@@ -194,12 +198,15 @@ contract Plimsoll is Liquidations {
         return equity > 0 ? uint256(equity).fromWadDown(cashDecimals) : 0;
     }
 
-    /// @notice What the pool can pay out now without breaking its IM [token units].
+    /// @notice What the pool can pay out now [token units]: within its IM, its cash balance,
+    ///         and the cash tokens the core actually holds (the rest is lent to accounts with
+    ///         negative cash), so that ERC-4626 maxWithdraw never promises more than withdraw.
     function poolFreeCash() external view returns (uint256) {
         (int256 equity, uint256 im) = _poolMargin();
         int256 freeWad = equity - SafeCastLib.toInt(im);
         int256 cashWad = _accounts[pool][0].cash;
         if (cashWad < freeWad) freeWad = cashWad;
-        return freeWad > 0 ? uint256(freeWad).fromWadDown(cashDecimals) : 0;
+        uint256 free = freeWad > 0 ? uint256(freeWad).fromWadDown(cashDecimals) : 0;
+        return Math.min(free, cash.balanceOf(address(this)));
     }
 }

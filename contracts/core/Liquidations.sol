@@ -55,7 +55,10 @@ abstract contract Liquidations is Custody {
         // liquidating (the waterfall then covers it); the insurance fund's cut is taken only
         // from equity that is left after the reward.
         uint256 fullPenalty = closedNotional.mulWadUp(lc.penaltyWad);
-        uint256 reward = Math.min(fullPenalty.mulWadDown(lc.keeperShareWad), lc.keeperRewardCap);
+        // reward = min(max(penalty x keeperShare, minReward), cap): covers the gas of small
+        // liquidations, bounded for large ones.
+        uint256 reward = Math.min(Math.max(fullPenalty.mulWadDown(lc.keeperShareWad), lc.keeperRewardMin), lc.keeperRewardCap);
+        if (reward > fullPenalty) fullPenalty = reward;
         uint256 equityLeft = equity > SafeCastLib.toInt(reward) ? uint256(equity) - reward : 0;
         uint256 penalty = reward + Math.min(fullPenalty - reward, equityLeft);
 
@@ -153,13 +156,20 @@ abstract contract Liquidations is Custody {
         }
     }
 
-    /// @dev f = (MM(1+buf) - E) / (MM(1+buf) - N x penalty), rounded up, from
-    ///      E - f N pen >= (1 - f) MM (1 + buf); 1 when equity is gone or the rest is dust.
+    /// @dev The smallest share f of every position whose closing restores MM x (1 + buffer):
+    ///      with the proportional penalty, E - f N pen >= (1 - f) MM (1 + buf) gives
+    ///      f1 = (MM(1+buf) - E) / (MM(1+buf) - N pen); with the minimum keeper reward R,
+    ///      E - R >= (1 - f) MM (1 + buf) gives f2 = 1 - (E - R) / (MM(1+buf)). f = max(f1, f2),
+    ///      rounded up; 1 when equity is gone or the rest would be dust.
     function _closeFraction(Snapshot memory snap, LiquidationConfig memory lc) internal pure returns (uint256 f) {
         uint256 target = snap.mm.mulWadUp(WAD + lc.bufferWad);
         uint256 penaltyCost = snap.notional.mulWadUp(lc.penaltyWad);
-        if (snap.equity <= 0 || target <= penaltyCost) return WAD;
-        f = Math.mulDiv(target - uint256(snap.equity), WAD, target - penaltyCost, Math.Rounding.Ceil);
+        if (snap.equity <= SafeCastLib.toInt(lc.keeperRewardMin) || target <= penaltyCost) return WAD;
+        uint256 equity = uint256(snap.equity);
+        // equity < MM <= target here (the account is liquidatable), so both numerators are > 0.
+        f = Math.mulDiv(target - equity, WAD, target - penaltyCost, Math.Rounding.Ceil);
+        uint256 f2 = Math.mulDiv(target - (equity - lc.keeperRewardMin), WAD, target, Math.Rounding.Ceil);
+        if (f2 > f) f = f2;
         if (f >= WAD || snap.notional.mulWadDown(WAD - f) < lc.dustNotional) return WAD;
     }
 

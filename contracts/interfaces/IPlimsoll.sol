@@ -67,6 +67,8 @@ interface IPlimsoll {
         uint64 collateralBonusWad; // [wad] discount a collateral buyer gets
         uint128 keeperRewardCap; // [wad USD] most a keeper earns per liquidation
         uint128 dustNotional; // [wad USD] below this, positions close fully
+        uint128 keeperRewardMin; // [wad USD] least a keeper earns: a liquidation's gas, so
+            // that small accounts are worth liquidating (capped by keeperRewardCap)
     }
 
     // ---------------------------------------------------------------- errors

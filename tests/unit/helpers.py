@@ -232,6 +232,7 @@ LIQ_KEYS = [
     "collateralBonusWad",
     "keeperRewardCap",
     "dustNotional",
+    "keeperRewardMin",
 ]
 
 

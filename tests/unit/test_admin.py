@@ -348,7 +348,7 @@ def test_configure_market_accrues_funding_at_old_parameters(dep, w3, admin, alic
 
 
 def test_set_liquidation_config_updates_config(dep, admin):
-    cfg = (wad("0.1"), WAD, WAD, wad("0.2"), wad(5), wad(1))
+    cfg = (wad("0.1"), WAD, WAD, wad("0.2"), wad(5), wad(1), wad(2))
     rcpt = dep.send(dep.core.functions.setLiquidationConfig(cfg), admin)
     assert tuple(dep.core.functions.liquidationConfig().call()) == cfg
     ev = events(rcpt, dep.core, "LiquidationConfigured")[0]["config"]
@@ -365,6 +365,7 @@ LIQ_BOUNDS = [
     ("keeperShareWad", WAD + 1, "keeperShare"),
     ("bufferWad", WAD + 1, "buffer"),
     ("collateralBonusWad", wad("0.2") + 1, "collateralBonus"),
+    ("keeperRewardMin", wad(100) + 1, "keeperRewardMin"),  # above the 100 USD cap
 ]
 
 
@@ -443,7 +444,8 @@ def test_deployment_getters(dep, admin):
         wad("0.25"),
         wad("0.05"),
         wad(100),
-        wad(10),
+        wad(1_000),
+        wad(5),
     )
     assert dep.pool.functions.core().call() == core.address
     assert dep.pool.functions.asset().call() == dep.cash.address

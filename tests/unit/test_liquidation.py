@@ -45,9 +45,11 @@ def no_funding(dep):
 def expected_fraction(e: int, mm: int, notional: int, lc: dict[str, int]) -> int:
     target = mul_up(mm, WAD + lc["bufferWad"])
     cost = mul_up(notional, lc["penaltyWad"])
-    if e <= 0 or target <= cost:
+    r_min = lc["keeperRewardMin"]
+    if e <= r_min or target <= cost:
         return WAD
     f = -(-(target - e) * WAD // (target - cost))
+    f = max(f, -(-(target - (e - r_min)) * WAD // target))
     if f >= WAD or mul_down(notional, WAD - f) < lc["dustNotional"]:
         return WAD
     return f
@@ -57,7 +59,9 @@ def penalty_split(closed_notional: int, equity: int, lc: dict[str, int]) -> tupl
     """(penalty, keeper reward): the keeper's capped share of closedNotional x penaltyRate is
     always paid; the insurance fund's cut only from equity left after the reward."""
     full = mul_up(closed_notional, lc["penaltyWad"])
-    reward = min(mul_down(full, lc["keeperShareWad"]), lc["keeperRewardCap"])
+    reward = min(max(mul_down(full, lc["keeperShareWad"]), lc["keeperRewardMin"]),
+                 lc["keeperRewardCap"])
+    full = max(full, reward)
     left = equity - reward if equity > reward else 0
     return reward + min(full - reward, left), reward
 
