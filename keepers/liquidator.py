@@ -204,7 +204,26 @@ class LiquidationKeeper:
             result = compute_margin(state)
             equity = np.asarray(result.equity, dtype=object)
             mm = np.asarray(result.mm, dtype=object)
-            liq = np.flatnonzero(np.asarray(result.liquidatable, dtype=bool))
+            liq_mask = np.asarray(result.liquidatable, dtype=bool)
+            table = self.reader.last_markets
+            if table is not None and not (all(table.market_price_ok) and all(table.asset_price_ok)):
+                # A feed that cannot be trusted reads as 0: every account touching it is left
+                # alone until a fresh price arrives (the contract would refuse anyway).
+                bad_m = ~np.asarray(table.market_price_ok, dtype=bool)
+                bad_a = ~np.asarray(table.asset_price_ok, dtype=bool)
+                touches = (state.sizes[:, bad_m] != 0).any(axis=1) if bad_m.any() else False
+                if bad_a.any():
+                    touches = touches | (state.balances[:, bad_a] != 0).any(axis=1)
+                liq_mask = liq_mask & ~np.asarray(touches, dtype=bool)
+                log(
+                    logger,
+                    logging.WARNING,
+                    "untrusted prices",
+                    block=block,
+                    markets=np.flatnonzero(bad_m).tolist(),
+                    assets=np.flatnonzero(bad_a).tolist(),
+                )
+            liq = np.flatnonzero(liq_mask)
             self.metrics.liquidatable.set(len(liq))
             if len(liq):
                 # Most under-margined first: shortfall relative to MM.
