@@ -133,6 +133,7 @@ class LiquidationKeeper:
         self.inflight: dict[tuple[str, int], PendingTx] = {}
         self.cooldown: dict[tuple[str, int], int] = {}
         self.last_block = -1
+        self.last_hash = b""
         self.last_progress = time.monotonic()
         liq = self.client.core.functions.liquidationConfig().call()
         self.penalty, self.keeper_share, self.reward_cap = int(liq[0]), int(liq[1]), int(liq[4])
@@ -164,11 +165,15 @@ class LiquidationKeeper:
             ):
                 break
             try:
-                head = int(self.w3.eth.block_number)
+                latest = self.w3.eth.get_block("latest")
+                head, head_hash = int(latest["number"]), bytes(latest["hash"])
                 self.metrics.head_block.set(head)
-                if head != self.last_block:
+                # A new head, or the same height with another hash (a reorg that kept the
+                # height): either way the view is refreshed.
+                if head != self.last_block or head_hash != self.last_hash:
                     with self.metrics.block_seconds.time():
                         self.on_block(head)
+                    self.last_hash = head_hash
                 if self.sender is not None:
                     self._finish(self.sender.poll())
                 backoff = 0.5

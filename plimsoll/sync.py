@@ -375,7 +375,9 @@ class AccountIndexer:
         self.stats = IndexStats()
         self._ok_streak = 0
         self._started = False  # the first sync of an instance always re-scans
-        self.db = sqlite3.connect(str(db_path))
+        # Serialized SQLite (threadsafety 3): a keeper may be built in one thread and run in
+        # another, and health/metrics threads may read while it writes.
+        self.db = sqlite3.connect(str(db_path), check_same_thread=False)
         self.db.executescript(_SCHEMA)
         self._check_meta()
 
