@@ -31,7 +31,7 @@ BROWNIE_ARGS ?=
 
 LINT_DIRS = $(wildcard plimsoll keepers scripts)
 
-.PHONY: setup compile build test test-forge test-py test-brownie demo gas gas-check coverage \
+.PHONY: abi setup compile build test test-forge test-py test-brownie demo gas gas-check coverage \
         lint clean distclean
 
 setup:
@@ -87,6 +87,10 @@ test-brownie: setup
 
 demo: setup
 	$(PY) scripts/demo.py
+
+# Refresh the ABIs shipped in plimsoll/abi (the SDK needs no compiler at run time).
+abi: setup
+	$(PY) -m plimsoll.build --export-abi
 
 gas: setup
 	$(PY) scripts/gas_snapshot.py
