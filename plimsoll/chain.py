@@ -192,7 +192,10 @@ def revert_data(exc: Exception) -> str | None:
         data = exc.data if isinstance(exc.data, str) else None
         return data or (exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], str) else None)
     if isinstance(exc, ContractLogicError):
-        return exc.data if isinstance(exc.data, str) else None
+        raw: Any = exc.data
+        if isinstance(raw, dict) and isinstance(raw.get("result"), str):
+            return str(raw["result"])  # ganache: {"result": "0x..."}
+        return raw if isinstance(raw, str) else None
     return None
 
 
