@@ -29,6 +29,20 @@ contract LiquidityPool is ERC4626 {
         return core.poolAssets();
     }
 
+    /// @notice Nothing while the pool's equity is gone but shares exist: a new deposit would
+    ///         buy into the deficit (its shares would be worth less than it paid).
+    function maxDeposit(address receiver) public view override returns (uint256) {
+        return _insolvent() ? 0 : super.maxDeposit(receiver);
+    }
+
+    function maxMint(address receiver) public view override returns (uint256) {
+        return _insolvent() ? 0 : super.maxMint(receiver);
+    }
+
+    function _insolvent() internal view returns (bool) {
+        return totalSupply() > 0 && totalAssets() == 0;
+    }
+
     /// @notice At most what the core lets the pool pay without breaking its margin.
     function maxWithdraw(address owner) public view override returns (uint256) {
         return Math.min(super.maxWithdraw(owner), core.poolFreeCash());

@@ -186,6 +186,11 @@ class LiquidationKeeper:
                 self._rpc_error(e, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
+            except Exception as e:  # noqa: BLE001 - a keeper logs and carries on
+                self._rpc_error(e, backoff)
+                logger.exception("unexpected error in the keeper loop")
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
         log(logger, logging.INFO, "stopped", **self.summary())
         return self.stats
 

@@ -15,7 +15,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from plimsoll.deploy import FEED_DECIMALS, Deployment
-from plimsoll.sync import AccountIndexer, RpcClient, StateReader, deploy_lens
+from plimsoll.sync import AccountIndexer, RpcClient, StateReader
 from plimsoll.units import token_units, wad
 
 MAX_UINT = 2**256 - 1
@@ -32,8 +32,9 @@ ACCOUNT_EVENTS = (
 
 @pytest.fixture(scope="session")
 def lens(w3: Web3, base_deployment: Deployment) -> Contract:
-    """PlimsollLens, deployed once on top of the session's deployment (before any snapshot)."""
-    return deploy_lens(w3, base_deployment.admin)
+    """PlimsollLens, deployed by ``deploy_local`` with the rest of the system (so that no
+    test's snapshot/revert can remove it)."""
+    return base_deployment.contracts["PlimsollLens"]
 
 
 class Actor:

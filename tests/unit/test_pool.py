@@ -231,3 +231,20 @@ def test_max_withdraw_never_exceeds_withdrawable_liquidity(dep, admin, alice):
         pytest.fail(
             f"withdraw(maxWithdraw = {max_assets}) reverted with {err}; the core holds {held}"
         )
+
+
+def test_deposits_refused_while_pool_equity_is_gone(dep, small_pool, alice, lp_funded):
+    # alice's long wins more than the 5000 USDC the pool holds: its equity is gone.
+    deposit(dep, alice, 0, 0, usdc(20_000))
+    trade(dep, alice, 0, ETH, wad(10))
+    set_price(dep, 1, 2600)
+    assert dep.core.functions.poolMargin().call()[0] < 0
+    assert small_pool.functions.totalAssets().call() == 0
+    assert small_pool.functions.maxDeposit(lp_funded).call() == 0
+    assert small_pool.functions.maxMint(lp_funded).call() == 0
+    with reverts("ERC4626ExceededMaxDeposit"):
+        dep.send(small_pool.functions.deposit(usdc(1000), lp_funded), lp_funded)
+    # Back above water, deposits are open again.
+    set_price(dep, 1, 2000)
+    assert small_pool.functions.maxDeposit(lp_funded).call() > 0
+    dep.send(small_pool.functions.deposit(usdc(1000), lp_funded), lp_funded)
