@@ -3,7 +3,8 @@
 #
 #   make setup        npm ci + .venv + solc stand-in + brownie networks (only what changed)
 #   make compile      brownie compile (contracts/ -> build/)
-#   make test         test-forge, test-py, test-brownie, gas-check, lint; all run, non-zero exit if any failed
+#   make test         test-forge, test-py, test-brownie, gas-check, lint, coverage-check; all run,
+#                     non-zero exit if any failed
 #   make test-forge   forge test (tests/forge, Solidity unit/fuzz/invariant tests)
 #   make test-py      pytest tests/ without the brownie plugin (excludes tests/brownie, tests/forge)
 #   make test-brownie brownie test tests/brownie
@@ -31,7 +32,7 @@ BROWNIE_ARGS ?=
 
 LINT_DIRS = $(wildcard plimsoll keepers scripts)
 
-.PHONY: abi setup compile build test test-forge test-py test-brownie demo gas gas-check coverage \
+.PHONY: coverage-check abi setup compile build test test-forge test-py test-brownie demo gas gas-check coverage \
         lint clean distclean
 
 setup:
@@ -54,6 +55,7 @@ test: setup
 	$(MAKE) --no-print-directory test-brownie || failed="$$failed test-brownie"; \
 	$(MAKE) --no-print-directory gas-check    || failed="$$failed gas-check"; \
 	$(MAKE) --no-print-directory lint         || failed="$$failed lint"; \
+	$(MAKE) --no-print-directory coverage-check || failed="$$failed coverage-check"; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi; \
 	echo "make test: all suites passed"
 
@@ -98,8 +100,15 @@ gas: setup
 gas-check: setup
 	$(PY) scripts/gas_snapshot.py --check
 
+# Line coverage of contracts/ by the forge suites (invariant runs reduced: instrumented runs are
+# slow; FOUNDRY_INVARIANT_RUNS overrides). coverage-check fails below 90% on any core contract.
+COV_FLAGS = $(FORGE_FLAGS) --ir-minimum --report summary --no-match-coverage '(node_modules|tests/)'
 coverage: setup
-	forge coverage $(FORGE_FLAGS) --report summary --no-match-coverage '(node_modules|tests/)' $(FORGE_ARGS)
+	FOUNDRY_INVARIANT_RUNS=$${FOUNDRY_INVARIANT_RUNS:-16} forge coverage $(COV_FLAGS) $(FORGE_ARGS)
+
+coverage-check: setup
+	FOUNDRY_INVARIANT_RUNS=$${FOUNDRY_INVARIANT_RUNS:-16} forge coverage $(COV_FLAGS) \
+	  | tee build/coverage.txt | $(PY) scripts/coverage_check.py --floor 90
 
 lint: setup
 	@if [ -n "$(LINT_DIRS)" ]; then \

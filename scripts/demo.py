@@ -97,7 +97,9 @@ def open_traders(dep: Deployment, addrs: list[str], rng: random.Random) -> list[
     return accounts
 
 
-def start_keeper(dep: Deployment, workdir: Path, rpc: str) -> tuple[subprocess.Popen[str], int, str]:
+def start_keeper(
+    dep: Deployment, workdir: Path, rpc: str
+) -> tuple[subprocess.Popen[str], int, str]:
     w3 = dep.w3
     key = Account.create()
     _rpc(w3, "anvil_setBalance", [key.address, hex(100 * 10**18)])
@@ -110,12 +112,32 @@ def start_keeper(dep: Deployment, workdir: Path, rpc: str) -> tuple[subprocess.P
     deployment = workdir / "deployment.json"
     dep.save(deployment)
     port = free_port()
-    cmd = [sys.executable, "-m", "keepers.liquidator", "--rpc", rpc, "--deployment",
-           str(deployment), "--db", str(workdir / "keeper.sqlite"), "--keystore", str(keystore),
-           "--password-file", str(password), "--port", str(port), "--poll-interval", "0.05",
-           "--max-per-block", "500", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "keepers.liquidator",
+        "--rpc",
+        rpc,
+        "--deployment",
+        str(deployment),
+        "--db",
+        str(workdir / "keeper.sqlite"),
+        "--keystore",
+        str(keystore),
+        "--password-file",
+        str(password),
+        "--port",
+        str(port),
+        "--poll-interval",
+        "0.05",
+        "--max-per-block",
+        "500",
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -141,14 +163,16 @@ def wait_block(w3: Web3, after: int, timeout: float = 10.0) -> int:
     raise PlimsollError(f"no new block after {after} within {timeout}s")
 
 
-def measure(dep: Deployment, accounts: list[tuple[str, int]], start: int, end: int
-            ) -> dict[str, Any]:
+def measure(
+    dep: Deployment, accounts: list[tuple[str, int]], start: int, end: int
+) -> dict[str, Any]:
     """Liquidatable sets block by block (mirror over historical state) and liquidation events."""
     reader = StateReader(dep.w3, dep.core.address, dep.contracts["PlimsollLens"].address)
     liq_by_block: dict[int, np.ndarray] = {}
     for b in range(start, end + 1):
-        liq_by_block[b] = np.asarray(compute_margin(reader.read(accounts, b)).liquidatable,
-                                     dtype=bool)
+        liq_by_block[b] = np.asarray(
+            compute_margin(reader.read(accounts, b)).liquidatable, dtype=bool
+        )
     idx = {(o.lower(), s): i for i, (o, s) in enumerate(accounts)}
     liq_blocks: dict[int, list[int]] = {}
     bad_debt = 0
@@ -183,7 +207,9 @@ def measure(dep: Deployment, accounts: list[tuple[str, int]], start: int, end: i
         "bad_debt": bad_debt / WAD,
         "episodes": len(lags),
         "blocks_to_liquidation_p50": lags[len(lags) // 2] if lags else None,
-        "blocks_to_liquidation_p99": lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else None,
+        "blocks_to_liquidation_p99": lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+        if lags
+        else None,
         "blocks_to_liquidation_max": lags[-1] if lags else None,
     }
 
@@ -196,8 +222,7 @@ def run(n_traders: int, crash: float, blocks: int, seed: int) -> dict[str, Any]:
         dep = deploy_local(w3, pool_liquidity=token_units(50_000_000, 6))
         traders = [str(a) for a in w3.eth.accounts[2 : 2 + n_traders]]
         accounts = open_traders(dep, traders, rng)
-        opened = sum(1 for o, s in accounts
-                     if dep.core.functions.getAccount(o, s).call()[2] != 0)
+        opened = sum(1 for o, s in accounts if dep.core.functions.getAccount(o, s).call()[2] != 0)
         print(f"{opened}/{len(accounts)} accounts opened positions in {time.monotonic() - t0:.1f}s")
         keeper, port, keeper_addr = start_keeper(dep, Path(tmp), node_url)
         try:
@@ -209,7 +234,8 @@ def run(n_traders: int, crash: float, blocks: int, seed: int) -> dict[str, Any]:
                 for feed_id, p0 in DEFAULT_PRICES.items():
                     answer = int(wad(p0 * (1 - crash * step / blocks)) // 10**10)
                     dep.feeds[feed_id].functions.updateAnswer(answer).transact(
-                        {"from": dep.admin, "gas": 300_000})
+                        {"from": dep.admin, "gas": 300_000}
+                    )
                 b = wait_block(w3, b)
                 if step % 5 == 0:
                     print(f"block {b}: prices -{crash * step / blocks:.0%}")
