@@ -5,6 +5,7 @@
     plimsoll deposit  ASSET AMOUNT [--sub N]               e.g. deposit USDC 1000
     plimsoll withdraw ASSET AMOUNT [--sub N]
     plimsoll trade    MARKET SIZE [--sub N] [--acceptable-price P]   e.g. trade ETH-PERP -1.5
+    plimsoll sync     [--db FILE]                          index all accounts (progress bar)
     plimsoll keeper run [keeper flags]                     see `plimsoll keeper run --help`
 
 Common flags: ``--rpc`` (default $PLIMSOLL_RPC or http://127.0.0.1:8545), ``--deployment``
@@ -120,6 +121,79 @@ def cmd_trade(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Bars:
+    """tqdm progress bars per phase (``index``: blocks, ``read``: accounts), on stderr."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        unit = "blocks" if phase == "index" else "accounts"
+        bar = self.bars.get(phase)
+        if bar is None:
+            bar = self.bars[phase] = tqdm(
+                total=total, desc=phase, unit=f" {unit}", file=sys.stderr, leave=True
+            )
+        bar.total = total
+        bar.update(done - bar.n if phase == "read" else done)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Index every account from the deploy block (checkpointed) and report margin for all."""
+    import numpy as np
+
+    from plimsoll.margin import compute_margin
+    from plimsoll.sync import AccountIndexer, RpcClient, StateReader
+
+    client = _client(args, signed=False)
+    contracts = client.deployment["contracts"]
+    if "PlimsollLens" not in contracts:
+        raise PlimsollError(f"{args.deployment} has no PlimsollLens address")
+    rpc = RpcClient(client.w3)
+    bars = _Bars(not args.no_progress)
+    args.db.parent.mkdir(parents=True, exist_ok=True)
+    indexer = AccountIndexer(
+        client.w3,
+        contracts["Plimsoll"],
+        args.db,
+        int(client.deployment.get("deploy_block", 0)),
+        rpc=rpc,
+        progress=bars,
+    )
+    reader = StateReader(
+        client.w3, contracts["Plimsoll"], contracts["PlimsollLens"], rpc=rpc, progress=bars
+    )
+    block = indexer.sync()
+    accounts = [(a.owner, a.subaccount) for a in indexer.accounts()]
+    state = reader.read(accounts, block)
+    bars.close()
+    result = compute_margin(state)
+    liq = np.asarray(result.liquidatable, dtype=bool)
+    eq, im = np.asarray(result.equity, dtype=object), np.asarray(result.im, dtype=object)
+    margin_call = [bool(m <= e < i) for e, i, m in zip(eq, im, result.mm, strict=True)]
+    print(
+        json.dumps(
+            {
+                "block": block,
+                "accounts": len(accounts),
+                "liquidatable": int(liq.sum()),
+                "margin_call": int(sum(margin_call)),
+                "rpc_requests": rpc.requests,
+            }
+        )
+    )
+    return 0
+
+
 def _check_positive(amount: int, text: str) -> None:
     if amount <= 0:
         raise PlimsollError(f"amount must be positive, got {text}")
@@ -149,6 +223,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--acceptable-price")
     _common(p)
     p.set_defaults(fn=cmd_trade)
+    p = sub.add_parser("sync", help="index every account and report margin for all of them")
+    _common(p, signer=False)
+    p.add_argument("--db", type=Path, default=Path(".state/cli-index.sqlite"))
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=cmd_sync)
     p = sub.add_parser("keeper", help="run a keeper")
     p.add_argument("what", choices=["run"])
     p.add_argument("rest", nargs=argparse.REMAINDER)

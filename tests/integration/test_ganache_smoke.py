@@ -69,8 +69,9 @@ def _margin(dep: Deployment, who: str, sub: int) -> tuple[int, int, int]:
 
 def _event(dep: Deployment, receipt: Any, name: str) -> dict[str, Any]:
     logs = [lg for lg in receipt["logs"] if lg["address"] == dep.core.address]
-    for ev in getattr(dep.core.events, name)().process_receipt({**receipt, "logs": logs},
-                                                                  errors=_discard()):
+    for ev in getattr(dep.core.events, name)().process_receipt(
+        {**receipt, "logs": logs}, errors=_discard()
+    ):
         return dict(ev["args"])
     raise AssertionError(f"no {name} event in {receipt['transactionHash'].hex()}")
 
@@ -92,8 +93,9 @@ def _assert_custody(dep: Deployment, accounts: list[tuple[str, int]]) -> None:
     assert booked == cash_sum, f"cashBooked {booked} != sum of cash balances {cash_sum}"
     for asset in (1, 2):
         total = int(core.functions.assetConfig(asset).call()[6])
-        bal_sum = sum(int(core.functions.collateralBalance(o, s, asset).call())
-                      for o, s in accounts)
+        bal_sum = sum(
+            int(core.functions.collateralBalance(o, s, asset).call()) for o, s in accounts
+        )
         assert total == bal_sum
         assert int(dep.token(asset).functions.balanceOf(core.address).call()) >= total
 

@@ -87,7 +87,7 @@ class Call:
                 done = tuple(stack.pop())
                 stack[-1].append(done)
                 continue
-            word = int(raw[w:w + 64], 16)
+            word = int(raw[w : w + 64], 16)
             w += 64
             if t.startswith("int"):
                 bits = int(t[3:] or 256)
@@ -98,7 +98,7 @@ class Call:
             elif t == "bool":
                 stack[-1].append(word != 0)
             elif t == "address":
-                stack[-1].append("0x" + raw[w - 40:w])
+                stack[-1].append("0x" + raw[w - 40 : w])
             else:
                 stack[-1].append(word)
         values = stack[0]
@@ -115,13 +115,13 @@ def _fn_abi(contract: Contract, name: str, nargs: int) -> dict[str, Any]:
 def call(contract: Contract, name: str, *args: Any) -> Call:
     abi = _fn_abi(contract, name, len(args))
     outs = tuple(_abi_type(o) for o in abi["outputs"])
-    return Call(contract.address, contract.encode_abi(name, args=list(args)), outs,
-                f"{name}{args}")
+    return Call(contract.address, contract.encode_abi(name, args=list(args)), outs, f"{name}{args}")
 
 
 class FastRpc:
-    def __init__(self, url: str, decoder: ErrorDecoder, gas: int = 8_000_000,
-                 parallel: int = 3) -> None:
+    def __init__(
+        self, url: str, decoder: ErrorDecoder, gas: int = 8_000_000, parallel: int = 3
+    ) -> None:
         self.url = url
         self.decoder = decoder
         self.gas = hex(gas)
@@ -152,11 +152,18 @@ class FastRpc:
         them on several threads); decoded values in order."""
         block = self.request("eth_blockNumber", [])
         base = next(self._ids) * 100_000
-        body = [{"jsonrpc": "2.0", "id": base + i, "method": "eth_call",
-                 "params": [{"to": c.to, "data": c.data}, block]} for i, c in enumerate(calls)]
+        body = [
+            {
+                "jsonrpc": "2.0",
+                "id": base + i,
+                "method": "eth_call",
+                "params": [{"to": c.to, "data": c.data}, block],
+            }
+            for i, c in enumerate(calls)
+        ]
         n = self.parallel
         chunk = -(-len(body) // n)
-        parts = [body[k * chunk:(k + 1) * chunk] for k in range(n)]
+        parts = [body[k * chunk : (k + 1) * chunk] for k in range(n)]
         futures = [self._pool.submit(self._post, k, part) for k, part in enumerate(parts) if part]
         by_id = {r["id"]: r for f in futures for r in f.result()}
         out = []

@@ -75,8 +75,28 @@ WITHDRAW_BP = (500, 2_500, 5_000, 9_000, 10_000, 12_000)  # of the balance (> 10
 LEVERAGE_BP = (3_000, 10_000, 30_000, 50_000, 70_000, 85_000, 95_000, 110_000, 150_000)
 REDUCE_BP = (1_000, 2_500, 5_000, 7_500, 9_900)
 # Mostly moderate moves (partial liquidations), sometimes crashes and spikes (bad debt).
-PRICE_MOVE_BP = (-4_000, -2_500, -1_500, -1_000, -700, -500, -400, -300, -200, -100,
-                 100, 200, 300, 400, 500, 700, 1_000, 1_500, 2_500, 4_000)
+PRICE_MOVE_BP = (
+    -4_000,
+    -2_500,
+    -1_500,
+    -1_000,
+    -700,
+    -500,
+    -400,
+    -300,
+    -200,
+    -100,
+    100,
+    200,
+    300,
+    400,
+    500,
+    700,
+    1_000,
+    1_500,
+    2_500,
+    4_000,
+)
 WARP_SECONDS = (60, 600, 3_600, 4 * 3_600, 86_400, 3 * 86_400)
 REPAY_BP = (100, 2_500, 5_000, 10_000, 15_000)  # of the debt
 KEEPER_REWARD_CAP = 100 * WAD
@@ -123,8 +143,14 @@ class Acct:
         return self.equity < self.mm
 
     def storage(self) -> tuple[Any, ...]:
-        return (self.cash, self.asset_mask, self.market_mask, self.iso,
-                tuple(sorted(self.bal.items())), tuple(sorted(self.pos.items())))
+        return (
+            self.cash,
+            self.asset_mask,
+            self.market_mask,
+            self.iso,
+            tuple(sorted(self.bal.items())),
+            tuple(sorted(self.pos.items())),
+        )
 
 
 @dataclass
@@ -149,7 +175,7 @@ class Env:
         self.dep = dep
         self.rpc = FastRpc(w3.provider.endpoint_uri, dep.decoder)  # type: ignore[attr-defined]
         accs = w3.eth.accounts
-        self.actors: list[str] = list(accs[1:1 + ACTOR_COUNT])
+        self.actors: list[str] = list(accs[1 : 1 + ACTOR_COUNT])
         self.keeper: str = accs[1 + ACTOR_COUNT]
         self.admin = dep.admin
         core = dep.core
@@ -199,10 +225,20 @@ class Env:
         usdc, weth, wbtc = 10**6, 10**18, 10**8
         seed = [
             [(0, 0, 5_000 * usdc), (1, 1, 3 * weth), (2, 0, 2_000 * usdc), (3, 2, wbtc // 20)],
-            [(0, 0, 8_000 * usdc), (0, 1, 2 * weth), (1, 2, wbtc // 10), (2, 1, 2 * weth),
-             (3, 0, 3_000 * usdc)],
-            [(0, 2, wbtc // 5), (1, 0, 1_000 * usdc), (1, 1, 1 * weth), (2, 0, 500 * usdc),
-             (3, 0, 10_000 * usdc)],
+            [
+                (0, 0, 8_000 * usdc),
+                (0, 1, 2 * weth),
+                (1, 2, wbtc // 10),
+                (2, 1, 2 * weth),
+                (3, 0, 3_000 * usdc),
+            ],
+            [
+                (0, 2, wbtc // 5),
+                (1, 0, 1_000 * usdc),
+                (1, 1, 1 * weth),
+                (2, 0, 500 * usdc),
+                (3, 0, 10_000 * usdc),
+            ],
         ]
         for who, rows in zip(self.actors, seed, strict=True):
             for sub, asset, amount in rows:
@@ -211,8 +247,13 @@ class Env:
         # moves make accounts liquidatable from the first steps on.
         eth, btc = 10**18, 10**18
         positions = [
-            [(0, 0, 18 * eth), (0, 1, -btc // 20), (1, 0, 15 * eth), (2, 0, -9 * eth),
-             (3, 1, 3 * btc // 10)],
+            [
+                (0, 0, 18 * eth),
+                (0, 1, -btc // 20),
+                (1, 0, 15 * eth),
+                (2, 0, -9 * eth),
+                (3, 1, 3 * btc // 10),
+            ],
             [(0, 1, -btc), (1, 1, 6 * btc // 10), (2, 0, 12 * eth), (3, 1, -4 * btc // 10)],
             [(0, 1, btc // 2), (0, 0, 10 * eth), (1, 0, -10 * eth), (2, 0, 2 * eth)],
         ]
@@ -239,8 +280,17 @@ class Env:
         total_dep = {a: next(vals)[6] for a in COLLATERALS}
         mstate = {m: tuple(next(vals)) for m in MARKETS}
         keeper_wallet = next(vals)
-        return State(accts, keeper_cash, pool_cash, cash_booked, insurance, held, total_dep,
-                     mstate, keeper_wallet)
+        return State(
+            accts,
+            keeper_cash,
+            pool_cash,
+            cash_booked,
+            insurance,
+            held,
+            total_dep,
+            mstate,
+            keeper_wallet,
+        )
 
 
 def _wad_down(x: int, y: int) -> int:
@@ -299,11 +349,13 @@ class PlimsollMachine(RuleBasedStateMachine):
                 if key not in actors:
                     assert acct.storage() == b.storage(), (
                         f"{kind} changed account {key} it does not address: "
-                        f"{b.storage()} -> {acct.storage()}")
+                        f"{b.storage()} -> {acct.storage()}"
+                    )
                 if not b.liquidatable and acct.liquidatable:
                     raise AssertionError(
                         f"{kind} turned healthy account {key} liquidatable: equity "
-                        f"{b.equity}->{acct.equity}, mm {b.mm}->{acct.mm}")
+                        f"{b.equity}->{acct.equity}, mm {b.mm}->{acct.mm}"
+                    )
         else:
             for key, acct in after.accts.items():
                 assert acct.storage() == before.accts[key].storage(), f"{kind} changed {key}"
@@ -323,13 +375,16 @@ class PlimsollMachine(RuleBasedStateMachine):
         cash_sum = sum(a.cash for a in s.accts.values()) + s.keeper_cash + s.pool_cash + s.insurance
         assert s.cash_booked == cash_sum, f"cashBooked {s.cash_booked} != sum of cash {cash_sum}"
         assert s.held[0] * 10**12 >= s.cash_booked, (
-            f"USDC held {s.held[0]} < cashBooked {s.cash_booked}")
+            f"USDC held {s.held[0]} < cashBooked {s.cash_booked}"
+        )
         for a in COLLATERALS:
             booked = sum(x.bal[a] for x in s.accts.values())
             assert s.total_deposited[a] == booked, (
-                f"asset {a}: totalDeposited {s.total_deposited[a]} != balances {booked}")
+                f"asset {a}: totalDeposited {s.total_deposited[a]} != balances {booked}"
+            )
             assert s.held[a] >= s.total_deposited[a], (
-                f"asset {a}: held {s.held[a]} < totalDeposited {s.total_deposited[a]}")
+                f"asset {a}: held {s.held[a]} < totalDeposited {s.total_deposited[a]}"
+            )
 
     @invariant()
     def masks_and_market_aggregates(self) -> None:
@@ -354,8 +409,12 @@ class PlimsollMachine(RuleBasedStateMachine):
                 assert a.cash >= 0, f"empty account {key} keeps cash debt {a.cash}"
 
     # ------------------------------------------------------------------ custody rules
-    @rule(actor=st.sampled_from(range(ACTOR_COUNT)), sub=st.sampled_from(SUBS),
-          asset=st.sampled_from(ASSETS), bp=st.sampled_from(DEPOSIT_BP))
+    @rule(
+        actor=st.sampled_from(range(ACTOR_COUNT)),
+        sub=st.sampled_from(SUBS),
+        asset=st.sampled_from(ASSETS),
+        bp=st.sampled_from(DEPOSIT_BP),
+    )
     def deposit(self, actor: int, sub: int, asset: int, bp: int) -> None:
         who = self.env.actors[actor]
         b = self.state.accts[(who, sub)]
@@ -369,8 +428,12 @@ class PlimsollMachine(RuleBasedStateMachine):
         else:
             assert a.bal[asset] - b.bal[asset] == amount
 
-    @rule(actor=st.sampled_from(range(ACTOR_COUNT)), sub=st.sampled_from(SUBS),
-          asset=st.sampled_from(ASSETS), bp=st.sampled_from(WITHDRAW_BP))
+    @rule(
+        actor=st.sampled_from(range(ACTOR_COUNT)),
+        sub=st.sampled_from(SUBS),
+        asset=st.sampled_from(ASSETS),
+        bp=st.sampled_from(WITHDRAW_BP),
+    )
     def withdraw(self, actor: int, sub: int, asset: int, bp: int) -> None:
         env = self.env
         who = env.actors[actor]
@@ -387,8 +450,13 @@ class PlimsollMachine(RuleBasedStateMachine):
         elif amount <= bal and b.market_mask == 0 and b.cash >= 0:
             raise AssertionError(f"free balance could not be withdrawn: {err}")
 
-    @rule(actor=st.sampled_from(range(ACTOR_COUNT)), src=st.sampled_from(SUBS),
-          dst=st.sampled_from(SUBS), asset=st.sampled_from(ASSETS), bp=st.sampled_from(WITHDRAW_BP))
+    @rule(
+        actor=st.sampled_from(range(ACTOR_COUNT)),
+        src=st.sampled_from(SUBS),
+        dst=st.sampled_from(SUBS),
+        asset=st.sampled_from(ASSETS),
+        bp=st.sampled_from(WITHDRAW_BP),
+    )
     def transfer(self, actor: int, src: int, dst: int, asset: int, bp: int) -> None:
         if src == dst:
             dst = (src + 1) % len(SUBS)
@@ -408,13 +476,27 @@ class PlimsollMachine(RuleBasedStateMachine):
             raise AssertionError(f"free balance could not be transferred: {err}")
 
     # ------------------------------------------------------------------ trading
-    @rule(actor=st.sampled_from(range(ACTOR_COUNT)), sub=st.sampled_from(SUBS),
-          market=st.sampled_from(MARKETS),
-          kind=st.sampled_from(("open", "open", "reduce", "close", "flip")),
-          long=st.sampled_from((False, True)), lev_bp=st.sampled_from(LEVERAGE_BP),
-          frac_bp=st.sampled_from(REDUCE_BP), mismatch=st.sampled_from(range(16)))
-    def trade(self, actor: int, sub: int, market: int, kind: str, long: bool, lev_bp: int,
-              frac_bp: int, mismatch: int) -> None:
+    @rule(
+        actor=st.sampled_from(range(ACTOR_COUNT)),
+        sub=st.sampled_from(SUBS),
+        market=st.sampled_from(MARKETS),
+        kind=st.sampled_from(("open", "open", "reduce", "close", "flip")),
+        long=st.sampled_from((False, True)),
+        lev_bp=st.sampled_from(LEVERAGE_BP),
+        frac_bp=st.sampled_from(REDUCE_BP),
+        mismatch=st.sampled_from(range(16)),
+    )
+    def trade(
+        self,
+        actor: int,
+        sub: int,
+        market: int,
+        kind: str,
+        long: bool,
+        lev_bp: int,
+        frac_bp: int,
+        mismatch: int,
+    ) -> None:
         env = self.env
         who = env.actors[actor]
         b = self.state.accts[(who, sub)]
@@ -445,9 +527,15 @@ class PlimsollMachine(RuleBasedStateMachine):
         reducing = old != 0 and abs(new) < abs(old) and (new == 0 or (new > 0) == (old > 0))
         err = self.send(who, call(env.core, "trade", sub, market, delta, 0))
         label = "trade:increase" if kind == "open" and old != 0 else f"trade:{kind}"
-        allowed = {"IsolatedMarketMismatch"} if expect_mismatch else (
-            {"BelowMaintenance"} if reducing else
-            {"InsufficientMargin", "PoolUndercollateralized", "OpenInterestExceeded"})
+        allowed = (
+            {"IsolatedMarketMismatch"}
+            if expect_mismatch
+            else (
+                {"BelowMaintenance"}
+                if reducing
+                else {"InsufficientMargin", "PoolUndercollateralized", "OpenInterestExceeded"}
+            )
+        )
         self.record(label, err, allowed)
         if err is None:
             STATS["trade"] += 1
@@ -459,7 +547,8 @@ class PlimsollMachine(RuleBasedStateMachine):
                 assert a.equity >= a.mm, f"reducing trade left {who, sub} below MM"
             else:
                 assert a.equity >= a.im, (
-                    f"risk-increasing trade left {who, sub} below IM: {a.equity} < {a.im}")
+                    f"risk-increasing trade left {who, sub} below IM: {a.equity} < {a.im}"
+                )
         elif kind == "close" and not b.liquidatable and b.market_mask == 1 << market:
             # Closing the only position of a healthy account cannot be refused.
             fee = abs(old) * price // WAD * TAKER_FEE // WAD
@@ -502,7 +591,8 @@ class PlimsollMachine(RuleBasedStateMachine):
         err = self.send(env.keeper, call(env.core, "liquidate", key[0], key[1]))
         if not b.liquidatable:
             assert err is not None and err.name == "AccountHealthy", (
-                f"liquidate of healthy {key} (equity {b.equity} >= mm {b.mm}) gave {err}")
+                f"liquidate of healthy {key} (equity {b.equity} >= mm {b.mm}) gave {err}"
+            )
             STATS["liquidate reverted AccountHealthy"] += 1
         elif b.market_mask == 0:
             assert err is not None and err.name == "NoPositions", f"liquidate {key}: {err}"
@@ -516,7 +606,8 @@ class PlimsollMachine(RuleBasedStateMachine):
         a = after.accts[key]
         if err is None:
             assert a.market_mask == 0 or a.equity >= a.mm, (
-                f"liquidation left {key} liquidatable with positions: {a.equity} < {a.mm}")
+                f"liquidation left {key} liquidatable with positions: {a.equity} < {a.mm}"
+            )
             if a.market_mask == 0:
                 STATS["liquidate:full"] += 1
             else:
@@ -531,21 +622,26 @@ class PlimsollMachine(RuleBasedStateMachine):
         else:
             assert after.keeper_cash == before.keeper_cash
 
-    @rule(idx=st.sampled_from(range(16)), prefer=st.sampled_from(range(4)),
-          asset=st.sampled_from(COLLATERALS),
-          bp=st.sampled_from(REPAY_BP))
+    @rule(
+        idx=st.sampled_from(range(16)),
+        prefer=st.sampled_from(range(4)),
+        asset=st.sampled_from(COLLATERALS),
+        bp=st.sampled_from(REPAY_BP),
+    )
     def liquidate_collateral(self, idx: int, prefer: int, asset: int, bp: int) -> None:
         env = self.env
-        key = self._pick(idx, prefer != 0,
-                         lambda a: a.liquidatable and a.market_mask == 0 and a.cash < 0)
+        key = self._pick(
+            idx, prefer != 0, lambda a: a.liquidatable and a.market_mask == 0 and a.cash < 0
+        )
         b = self.state.accts[key]
         if b.bal[asset] == 0 and b.bal[3 - asset] != 0:
             asset = 3 - asset
         before = self.state
         debt_units = -(-max(-b.cash, 0) // 10**12)
         repay = max(1, debt_units * bp // 10_000)
-        err = self.send(env.keeper, call(env.core, "liquidateCollateral", key[0], key[1], asset,
-                                         repay))
+        err = self.send(
+            env.keeper, call(env.core, "liquidateCollateral", key[0], key[1], asset, repay)
+        )
         if b.market_mask != 0 or b.cash >= 0:
             assert err is not None and err.name == "CollateralNotSeizable", f"{key}: {err}"
             STATS["liquidateCollateral reverted CollateralNotSeizable"] += 1
@@ -558,8 +654,9 @@ class PlimsollMachine(RuleBasedStateMachine):
             price = self.answers[1 if asset == 1 else 2] * 10 ** (18 - FEED_DECIMALS)
             r = min(repay, debt_units)
             # toWad(repay).mulWadDown(1 + bonus).divWadDown(price).fromWadDown(decimals)
-            seized = (r * 10**12 * (WAD + WAD // 20) // WAD * WAD // price
-                      // 10 ** (18 - DECIMALS[asset]))
+            seized = (
+                r * 10**12 * (WAD + WAD // 20) // WAD * WAD // price // 10 ** (18 - DECIMALS[asset])
+            )
             if seized == 0:
                 assert err is not None and err.name == "ZeroAmount", f"{key}: {err}"
             else:
@@ -571,8 +668,13 @@ class PlimsollMachine(RuleBasedStateMachine):
             paid = before.keeper_wallet - after.keeper_wallet
             got = b.bal[asset] - a.bal[asset]
             assert 0 < paid <= debt_units and got > 0
-            value_wad = got * 10 ** (18 - DECIMALS[asset]) * self.answers[1 if asset == 1 else 2] \
-                * 10 ** (18 - FEED_DECIMALS) // WAD
+            value_wad = (
+                got
+                * 10 ** (18 - DECIMALS[asset])
+                * self.answers[1 if asset == 1 else 2]
+                * 10 ** (18 - FEED_DECIMALS)
+                // WAD
+            )
             # The buyer gets at most repay x (1 + bonus) at the oracle (rounded in its favour
             # by at most one token unit on the repay side).
             assert value_wad <= (paid + 1) * 10**12 * 105 // 100 + 10**12, (paid, got, value_wad)
@@ -583,8 +685,14 @@ class PlimsollMachine(RuleBasedStateMachine):
 # How often the driver picks each rule (hypothesis' own runner picks uniformly among a random
 # subset of rules per example).
 RULE_WEIGHTS = {
-    "deposit": 2, "withdraw": 2, "transfer": 2, "trade": 5, "move_price": 3, "warp": 1,
-    "liquidate": 2, "liquidate_collateral": 1,
+    "deposit": 2,
+    "withdraw": 2,
+    "transfer": 2,
+    "trade": 5,
+    "move_price": 3,
+    "warp": 1,
+    "liquidate": 2,
+    "liquidate_collateral": 1,
 }
 
 
@@ -607,8 +715,10 @@ def drive(machine_cls: type[PlimsollMachine], data: Any, steps: int) -> None:
     rules = {r.function.__name__: r for r in machine_cls.rules()}
     assert set(rules) == set(RULE_WEIGHTS), set(rules) ^ set(RULE_WEIGHTS)
     menu = [name for name, w in RULE_WEIGHTS.items() for _ in range(w)]
-    arg_menus = {name: [(k, tuple(v.elements)) for k, v in sorted(r.arguments.items())]
-                 for name, r in rules.items()}
+    arg_menus = {
+        name: [(k, tuple(v.elements)) for k, v in sorted(r.arguments.items())]
+        for name, r in rules.items()
+    }
     assert max(len(a) for a in arg_menus.values()) < STEP_BYTES
     byte = st.integers(0, 255)
     machine = machine_cls()
@@ -627,9 +737,16 @@ def drive(machine_cls: type[PlimsollMachine], data: Any, steps: int) -> None:
         machine.teardown()
 
 
-SETTINGS = settings(max_examples=EXAMPLES, stateful_step_count=30, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much])
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
 
 
 @pytest.mark.timeout(1800)
@@ -652,6 +769,9 @@ def test_stateful_margin_protocol(w3: Web3, dep: Deployment) -> None:
     print(f"\nstateful run: {elapsed:.1f} s\n{report}")
     full = STATS[f"sequences of {SETTINGS.stateful_step_count} steps"]
     assert full >= EXAMPLES, f"only {full} complete sequences of {SETTINGS.stateful_step_count}"
-    short = {k: (STATS[k], n * EXAMPLES // 200) for k, n in MIN_SUCCESSES.items()
-             if STATS[k] < n * EXAMPLES // 200}
+    short = {
+        k: (STATS[k], n * EXAMPLES // 200)
+        for k, n in MIN_SUCCESSES.items()
+        if STATS[k] < n * EXAMPLES // 200
+    }
     assert not short, f"actions succeeded too rarely (count, minimum): {short}\n{report}"

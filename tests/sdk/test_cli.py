@@ -94,3 +94,25 @@ def test_unreachable_rpc_is_one_line(deployment_file: Path) -> None:
     assert r.stderr.strip().splitlines() == [
         "plimsoll: cannot reach RPC http://127.0.0.1:9: ConnectionError"
     ]
+
+
+def test_sync_indexes_every_account_and_reports_margin(
+    node: LocalNode, dep: Deployment, deployment_file: Path, accounts: list[str], tmp_path: Path
+) -> None:
+    for i, trader in enumerate(accounts[5:8]):
+        dep.send(dep.cash.functions.mint(trader, 10_000 * 10**6), trader)
+        dep.send(dep.cash.functions.approve(dep.core.address, 2**256 - 1), trader)
+        dep.send(dep.core.functions.deposit(i, 0, 5_000 * 10**6), trader)
+    r = run(
+        "sync",
+        "--rpc",
+        node.url,
+        "--deployment",
+        str(deployment_file),
+        "--db",
+        str(tmp_path / "ix.sqlite"),
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["accounts"] >= 3 and out["liquidatable"] == 0
+    assert "index" in r.stderr  # the progress bar

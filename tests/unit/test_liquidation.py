@@ -59,8 +59,9 @@ def penalty_split(closed_notional: int, equity: int, lc: dict[str, int]) -> tupl
     """(penalty, keeper reward): the keeper's capped share of closedNotional x penaltyRate is
     always paid; the insurance fund's cut only from equity left after the reward."""
     full = mul_up(closed_notional, lc["penaltyWad"])
-    reward = min(max(mul_down(full, lc["keeperShareWad"]), lc["keeperRewardMin"]),
-                 lc["keeperRewardCap"])
+    reward = min(
+        max(mul_down(full, lc["keeperShareWad"]), lc["keeperRewardMin"]), lc["keeperRewardCap"]
+    )
     full = max(full, reward)
     left = equity - reward if equity > reward else 0
     return reward + min(full - reward, left), reward
