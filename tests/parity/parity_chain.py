@@ -42,7 +42,8 @@ class Rpc:
     def call(self, method: str, params: list[Any]) -> Any:
         self._id += 1
         resp = self.session.post(
-            self.url, json={"jsonrpc": "2.0", "id": self._id, "method": method, "params": params},
+            self.url,
+            json={"jsonrpc": "2.0", "id": self._id, "method": method, "params": params},
             timeout=120,
         ).json()
         if "error" in resp:
@@ -75,25 +76,40 @@ class Tx:
 
 
 class Sender:
-    """Sends many transactions in batches with locally tracked nonces; waits until mined."""
+    """Sends many transactions in batches with locally tracked nonces; waits until mined.
+
+    anvil occasionally loses one transaction of a burst sent out of nonce order (the ones
+    after it then sit in the queue): :meth:`wait` re-sends the first missing nonce of every
+    sender whose queue does not move.
+    """
 
     def __init__(self, rpc: Rpc) -> None:
         self.rpc = rpc
         self.nonces: dict[str, int] = {}
+        self.sent: dict[tuple[str, int], dict[str, Any]] = {}
 
     def send(self, txs: list[Tx]) -> dict[str, int]:
         for s in {t.sender for t in txs} - set(self.nonces):
             self.nonces[s] = int(self.rpc.call("eth_getTransactionCount", [s, "pending"]), 16)
-        calls = []
+        # Rounds with at most one transaction per sender, in each sender's order: a burst
+        # of one sender's nonces in a single batch makes anvil stall or lose transactions.
+        rounds: list[list[tuple[str, list[Any]]]] = []
+        depth: dict[str, int] = {}
         for t in txs:
             n = self.nonces[t.sender]
             self.nonces[t.sender] = n + 1
             tx = {"from": t.sender, "to": t.to, "data": t.data, "gas": GAS, "nonce": hex(n)}
-            calls.append(("eth_sendTransaction", [tx]))
-        results = self.rpc.batch(calls)
-        refused = sum(1 for r in results if isinstance(r, dict))
-        if refused:
-            raise RuntimeError(f"{refused} transactions refused: {results[0]}")
+            self.sent[(t.sender, n)] = tx
+            k = depth.get(t.sender, 0)
+            depth[t.sender] = k + 1
+            if k == len(rounds):
+                rounds.append([])
+            rounds[k].append(("eth_sendTransaction", [tx]))
+        for calls in rounds:
+            results = self.rpc.batch(calls)
+            refused = [r for r in results if isinstance(r, dict)]
+            if refused:
+                raise RuntimeError(f"{len(refused)} transactions refused: {refused[0]}")
         self.wait()
         return {"sent": len(txs)}
 
@@ -101,16 +117,23 @@ class Sender:
         deadline = time.monotonic() + timeout
         while True:
             senders = list(self.nonces)
-            got = self.rpc.batch(
-                [("eth_getTransactionCount", [s, "latest"]) for s in senders]
-            )
-            if all(int(g, 16) >= self.nonces[s] for s, g in zip(senders, got, strict=True)):
+            got = self.rpc.batch([("eth_getTransactionCount", [s, "latest"]) for s in senders])
+            lag = {
+                s: int(g, 16)
+                for s, g in zip(senders, got, strict=True)
+                if int(g, 16) < self.nonces[s]
+            }
+            if not lag:
                 return
+            status = self.rpc.call("txpool_status", [])
             if time.monotonic() > deadline:
-                lag = {s: (int(g, 16), self.nonces[s]) for s, g in zip(senders, got, strict=True)
-                       if int(g, 16) < self.nonces[s]}
-                status = self.rpc.call("txpool_status", [])
                 raise TimeoutError(f"transactions not mined: {lag} {status}")
+            if int(status["pending"], 16) == 0:
+                # Nothing ready to mine: a nonce is missing. Re-send it (errors ignored: it
+                # may have arrived meanwhile).
+                self.rpc.batch(
+                    [("eth_sendTransaction", [self.sent[(s, n)]]) for s, n in lag.items()]
+                )
             # Automine mines one block per arrival, at most gas limit / GAS transactions each:
             # what is left of a burst waits for the next block.
             self.rpc.call("evm_mine", [])
@@ -266,14 +289,28 @@ def post_prices(dep: Deployment, sender: Sender, answers: dict[int, int]) -> Non
 
 def configure_markets(dep: Deployment, sender: Sender, changes: dict[int, dict[str, int]]) -> None:
     """Replace market parameters (keys as ``IPlimsoll.MarketConfig``) through the admin."""
-    keys = ["feedId", "enabled", "imBaseWad", "mmFactorWad", "takerFeeWad", "sizeSlopeWad",
-            "maxFundingRateWad", "skewScale", "maxOpenInterest"]
+    keys = [
+        "feedId",
+        "enabled",
+        "imBaseWad",
+        "mmFactorWad",
+        "takerFeeWad",
+        "sizeSlopeWad",
+        "maxFundingRateWad",
+        "skewScale",
+        "maxOpenInterest",
+    ]
     txs = []
     for m, ch in changes.items():
         cfg = dict(zip(keys, dep.core.functions.marketConfig(m).call(), strict=True))
         cfg.update(ch)
-        txs.append(Tx(dep.admin, dep.core.address,
-                      encode(dep.core, "configureMarket", m, tuple(cfg[k] for k in keys))))
+        txs.append(
+            Tx(
+                dep.admin,
+                dep.core.address,
+                encode(dep.core, "configureMarket", m, tuple(cfg[k] for k in keys)),
+            )
+        )
     sender.send(txs)
 
 
