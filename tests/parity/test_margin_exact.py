@@ -41,8 +41,10 @@ def _state(rng: random.Random, n: int, nm: int, na: int, extreme: bool) -> Margi
         return 0 if rng.random() < 0.2 else i128()
 
     def price() -> int:
-        return rng.choice([rng.randint(1, U128), rng.randint(10**12, 10**24)]) if extreme else (
-            rng.randint(10**17, 10**24)
+        return (
+            rng.choice([rng.randint(1, U128), rng.randint(10**12, 10**24)])
+            if extreme
+            else (rng.randint(10**17, 10**24))
         )
 
     return MarginState(
@@ -64,14 +66,17 @@ def _state(rng: random.Random, n: int, nm: int, na: int, extreme: bool) -> Margi
         market_price=_obj([price() for _ in range(nm)], (nm,)),
         im_base=_obj([rng.randint(WAD // 200, WAD) for _ in range(nm)], (nm,)),
         mm_factor=_obj([rng.randint(WAD // 10, WAD * 95 // 100) for _ in range(nm)], (nm,)),
-        size_slope=_obj([rng.choice([0, rng.randint(0, WAD), rng.randint(0, U64)])
-                         for _ in range(nm)], (nm,)),
+        size_slope=_obj(
+            [rng.choice([0, rng.randint(0, WAD), rng.randint(0, U64)]) for _ in range(nm)], (nm,)
+        ),
         max_funding_rate=_obj([rng.randint(0, WAD // 10) for _ in range(nm)], (nm,)),
         skew_scale=_obj([rng.randint(1, 10**24) for _ in range(nm)], (nm,)),
         long_oi=_obj([rng.randint(0, 10**24) for _ in range(nm)], (nm,)),
         short_oi=_obj([rng.randint(0, 10**24) for _ in range(nm)], (nm,)),
-        funding_index=_obj([rng.randint(*I128) if extreme else rng.randint(-10**22, 10**22)
-                            for _ in range(nm)], (nm,)),
+        funding_index=_obj(
+            [rng.randint(*I128) if extreme else rng.randint(-(10**22), 10**22) for _ in range(nm)],
+            (nm,),
+        ),
         last_funding_time=_obj([rng.randint(10**9 - 10**7, 10**9) for _ in range(nm)], (nm,)),
     )
 

@@ -63,8 +63,11 @@ def test_margin_parity(dep: Deployment, node: LocalNode, w3: Web3) -> None:
             },
         },
     )
-    prices = {0: 2000.0 * rng.uniform(0.97, 1.03), 1: 60000.0 * rng.uniform(0.97, 1.03),
-              2: 150.0 * rng.uniform(0.97, 1.03)}
+    prices = {
+        0: 2000.0 * rng.uniform(0.97, 1.03),
+        1: 60000.0 * rng.uniform(0.97, 1.03),
+        2: 150.0 * rng.uniform(0.97, 1.03),
+    }
     post_prices(dep, sender, {m + 1: answer(p, rng) for m, p in prices.items()})
     fund_owners(dep, sender, owners)
     deposits, budget = random_deposits(dep, rng, accounts)
