@@ -89,22 +89,14 @@ def cmd_account(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_deposit(args: argparse.Namespace) -> int:
+def cmd_move(args: argparse.Namespace) -> int:
+    """deposit / withdraw: the same parsing, one client call apart."""
     client = _client(args, signed=True)
     aid = client.asset_id(args.asset)
     amount = token_units(args.amount, client.asset_decimals(aid))
     _check_positive(amount, args.amount)
-    r = client.deposit(aid, amount, args.sub)
-    print(json.dumps({"tx": r["transactionHash"].hex(), "gas": r["gasUsed"]}))
-    return 0
-
-
-def cmd_withdraw(args: argparse.Namespace) -> int:
-    client = _client(args, signed=True)
-    aid = client.asset_id(args.asset)
-    amount = token_units(args.amount, client.asset_decimals(aid))
-    _check_positive(amount, args.amount)
-    r = client.withdraw(aid, amount, args.sub)
+    action = client.deposit if args.cmd == "deposit" else client.withdraw
+    r = action(aid, amount, args.sub)
     print(json.dumps({"tx": r["transactionHash"].hex(), "gas": r["gasUsed"]}))
     return 0
 
@@ -211,12 +203,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("owner")
     _common(p, signer=False)
     p.set_defaults(fn=cmd_account)
-    for name, fn in (("deposit", cmd_deposit), ("withdraw", cmd_withdraw)):
+    for name in ("deposit", "withdraw"):
         p = sub.add_parser(name, help=f"{name} collateral")
         p.add_argument("asset", help="USDC, WETH, WBTC or an asset id")
         p.add_argument("amount", help="human amount, e.g. 1000 or 0.5")
         _common(p)
-        p.set_defaults(fn=fn)
+        p.set_defaults(fn=cmd_move)
     p = sub.add_parser("trade", help="change a perpetual position")
     p.add_argument("market", help="ETH-PERP, BTC-PERP, SOL-PERP or a market id")
     p.add_argument("size", help="signed size delta in units of the underlying")
