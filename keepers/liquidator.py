@@ -51,7 +51,7 @@ from keepers.ops import (
 from plimsoll.client import PlimsollClient
 from plimsoll.errors import ContractRevert, PlimsollError
 from plimsoll.keys import load_keystore, read_password
-from plimsoll.margin import compute_margin
+from plimsoll.margin import compute_margin, shortfall_ranking
 from plimsoll.sync import AccountIndexer, RpcClient, StateReader
 from plimsoll.tx import GWEI, FeePolicy, Outcome, PendingTx, TxSender
 from plimsoll.units import WAD
@@ -178,11 +178,8 @@ class LiquidationKeeper:
                     self._finish(self.sender.poll())
                 backoff = 0.5
                 stop.wait(self.cfg.poll_interval)
-            except (requests.RequestException, ConnectionError, OSError, TimeoutError) as e:
-                self._rpc_error(e, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-            except PlimsollError as e:
+            except (requests.RequestException, OSError, PlimsollError) as e:
+                # The RPC went away or answered badly: back off exponentially and carry on.
                 self._rpc_error(e, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -212,34 +209,17 @@ class LiquidationKeeper:
         if accounts:
             state = self.reader.read(accounts, block)
             result = compute_margin(state)
-            equity = np.asarray(result.equity, dtype=object)
-            mm = np.asarray(result.mm, dtype=object)
-            liq_mask = np.asarray(result.liquidatable, dtype=bool)
-            table = self.reader.last_markets
-            if table is not None and not (all(table.market_price_ok) and all(table.asset_price_ok)):
-                # A feed that cannot be trusted reads as 0: every account touching it is left
-                # alone until a fresh price arrives (the contract would refuse anyway).
-                bad_m = ~np.asarray(table.market_price_ok, dtype=bool)
-                bad_a = ~np.asarray(table.asset_price_ok, dtype=bool)
-                touches = (state.sizes[:, bad_m] != 0).any(axis=1) if bad_m.any() else False
-                if bad_a.any():
-                    touches = touches | (state.balances[:, bad_a] != 0).any(axis=1)
-                liq_mask = liq_mask & ~np.asarray(touches, dtype=bool)
-                log(
-                    logger,
-                    logging.WARNING,
-                    "untrusted prices",
-                    block=block,
-                    markets=np.flatnonzero(bad_m).tolist(),
-                    assets=np.flatnonzero(bad_a).tolist(),
-                )
-            liq = np.flatnonzero(liq_mask)
-            self.metrics.liquidatable.set(len(liq))
-            if len(liq):
-                # Most under-margined first: shortfall relative to MM.
-                ratio = np.array([float(equity[i]) / max(float(mm[i]), 1.0) for i in liq])
-                order = liq[np.argsort(ratio, kind="stable")][: self.cfg.max_per_block]
-                self._liquidate_batch(state, order, [int(equity[i]) for i in order], block)
+            # Most under-margined first. Accounts that touch a feed which cannot be trusted
+            # (it reads as price 0: stale, out of bounds) are left out until a fresh price
+            # arrives; the contract would refuse to liquidate them anyway.
+            order = shortfall_ranking(result)
+            unpriced = int((~result.priced).sum())
+            if unpriced:
+                log(logger, logging.WARNING, "untrusted prices", block=block, accounts=unpriced)
+            self.metrics.liquidatable.set(len(order))
+            if len(order):
+                order = order[: self.cfg.max_per_block]
+                self._liquidate_batch(state, order, [int(result.equity[i]) for i in order], block)
         self.last_block = block
         self.last_progress = time.monotonic()
         self.stats.blocks += 1
