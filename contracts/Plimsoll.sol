@@ -7,32 +7,26 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {Liquidations} from "./core/Liquidations.sol";
 import {PlimsollStorage} from "./core/PlimsollStorage.sol";
+import {PlimsollConfigurator} from "./core/PlimsollConfigurator.sol";
 import {IOracleRouter} from "./interfaces/IOracleRouter.sol";
 import {WadMath, SafeCastLib} from "./libraries/WadMath.sol";
 
 /// @title Plimsoll
 /// @notice The margin core: custody, perpetuals, standard margin, liquidation. This file holds
-///         the roles, the parameter setters (each within hard bounds), the insurance fund and
-///         the liquidity pool's entry points.
+///         the insurance fund, the liquidity pool's entry points and the fallback into the
+///         configurator (roles, registry and parameter setters, each within hard bounds).
 contract Plimsoll is Liquidations {
     using SafeERC20 for IERC20;
     using WadMath for uint256;
 
-    // Hard bounds: no admin can set a parameter outside them.
-    uint256 internal constant MIN_IM_BASE = 0.005e18; // 200x leverage at most
-    uint256 internal constant MIN_MM_FACTOR = 0.1e18;
-    uint256 internal constant MAX_MM_FACTOR = 0.95e18; // MM < IM always
-    uint256 internal constant MAX_TAKER_FEE = 0.01e18;
-    uint256 internal constant MAX_FUNDING_PER_DAY = 0.1e18;
-    uint256 internal constant MAX_PENALTY = 0.1e18;
-    uint256 internal constant MAX_BUFFER = 1e18;
-    uint256 internal constant MAX_COLLATERAL_BONUS = 0.2e18;
-
-    mapping(address token => bool) public isListed;
+    /// @notice The configurator this core delegates its parameter setters to (deployed here,
+    ///         with the same immutables, so it cannot differ from the core it serves).
+    address public immutable configurator;
 
     constructor(IERC20 cash_, IOracleRouter oracle_, address admin_, address guardian_)
         PlimsollStorage(cash_, IERC20Metadata(address(cash_)).decimals(), oracle_, admin_, guardian_)
     {
+        configurator = address(new PlimsollConfigurator(cash_, oracle_));
         isListed[address(cash_)] = true;
         _liq = LiquidationConfig({
             penaltyWad: 0.01e18,
@@ -46,100 +40,21 @@ contract Plimsoll is Liquidations {
         emit LiquidationConfigured(_liq);
     }
 
-    // ------------------------------------------------------------------ roles
+    // ------------------------------------------------------------------ configuration
 
-    function setAdmin(address next) external onlyAdmin {
-        admin = next;
-        emit RoleSet(ROLE_ADMIN, next);
-    }
-
-    function setGuardian(address next) external onlyAdmin {
-        guardian = next;
-        emit RoleSet(ROLE_GUARDIAN, next);
-    }
-
-    /// @notice Sets the pause switches (bit flags: 1 deposit, 2 withdraw, 4 trade, 8 transfer,
-    ///         16 liquidate, 32 pool). Liquidation stops only when its own bit is set.
-    function setPaused(uint8 flags) external {
-        if (msg.sender != guardian && msg.sender != admin) revert Unauthorized(msg.sender);
-        paused = flags;
-        emit PausedSet(flags);
-    }
-
-    // ------------------------------------------------------------------ registry
-
-    /// @notice Lists a collateral asset; returns its id.
-    function listAsset(address token, uint64 haircutWad, uint16 feedId, uint128 cap) external onlyAdmin returns (uint256 id) {
-        if (isListed[token]) revert UnsupportedToken(token);
-        uint8 dec = IERC20Metadata(token).decimals();
-        // toWad multiplies by 10**(18 - decimals): more than 18 decimals cannot be booked.
-        if (dec > 18) revert UnsupportedToken(token);
-        id = assetCount + 1;
-        if (id >= MAX_ASSETS) revert TooMany(MAX_ASSETS - 1);
-        assetCount = id;
-        isListed[token] = true;
-        _assets[id].token = token;
-        _assets[id].decimals = dec;
-        emit AssetListed(id, token, dec);
-        _configureAsset(id, haircutWad, feedId, cap, true);
-    }
-
-    function configureAsset(uint256 assetId, uint64 haircutWad, uint16 feedId, uint128 cap, bool enabled) external onlyAdmin {
-        _asset(assetId);
-        _configureAsset(assetId, haircutWad, feedId, cap, enabled);
-    }
-
-    function _configureAsset(uint256 id, uint64 haircutWad, uint16 feedId, uint128 cap, bool enabled) internal {
-        if (haircutWad == 0 || haircutWad > WAD) revert ParameterOutOfBounds("haircut", haircutWad);
-        oracle.price(feedId); // the feed must exist and answer now
-        AssetConfig storage a = _assets[id];
-        a.haircutWad = haircutWad;
-        a.feedId = feedId;
-        a.cap = cap;
-        a.enabled = enabled;
-        emit AssetConfigured(id, haircutWad, feedId, cap, enabled);
-    }
-
-    /// @notice Lists a perpetual market; returns its id.
-    function listMarket(MarketConfig calldata c) external onlyAdmin returns (uint256 id) {
-        id = marketCount;
-        if (id >= MAX_MARKETS) revert TooMany(MAX_MARKETS);
-        marketCount = id + 1;
-        _marketStates[id].lastFundingTime = uint64(block.timestamp);
-        _setMarket(id, c);
-    }
-
-    /// @notice Replaces a market's parameters; funding accrues first at the old ones.
-    function configureMarket(uint256 marketId, MarketConfig calldata c) external onlyAdmin {
-        if (marketId >= marketCount) revert UnknownMarket(marketId);
-        MarketConfig memory old = _marketConfigs[marketId];
-        _accrue(marketId, _currentIndex(old, _marketStates[marketId], oracle.price(old.feedId)));
-        _setMarket(marketId, c);
-    }
-
-    function _setMarket(uint256 id, MarketConfig calldata c) internal {
-        if (c.imBaseWad < MIN_IM_BASE || c.imBaseWad > WAD) revert ParameterOutOfBounds("imBase", c.imBaseWad);
-        if (c.mmFactorWad < MIN_MM_FACTOR || c.mmFactorWad > MAX_MM_FACTOR) {
-            revert ParameterOutOfBounds("mmFactor", c.mmFactorWad);
+    /// @notice Every call the core does not implement (roles, pauses, registry, risk
+    ///         parameters: see PlimsollConfigurator) runs in the configurator, by delegatecall,
+    ///         on this contract's storage and with the caller's identity. The configurator has
+    ///         no state of its own and no way to be replaced.
+    fallback() external {
+        address impl = configurator;
+        assembly ("memory-safe") {
+            calldatacopy(0, 0, calldatasize())
+            let ok := delegatecall(gas(), impl, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            if iszero(ok) { revert(0, returndatasize()) }
+            return(0, returndatasize())
         }
-        if (c.takerFeeWad > MAX_TAKER_FEE) revert ParameterOutOfBounds("takerFee", c.takerFeeWad);
-        if (c.sizeSlopeWad > WAD) revert ParameterOutOfBounds("sizeSlope", c.sizeSlopeWad);
-        if (c.maxFundingRateWad > MAX_FUNDING_PER_DAY) revert ParameterOutOfBounds("maxFundingRate", c.maxFundingRateWad);
-        if (c.skewScale == 0) revert ParameterOutOfBounds("skewScale", 0);
-        if (c.maxOpenInterest == 0) revert ParameterOutOfBounds("maxOpenInterest", 0);
-        oracle.price(c.feedId);
-        _marketConfigs[id] = c;
-        emit MarketConfigured(id, c);
-    }
-
-    function setLiquidationConfig(LiquidationConfig calldata c) external onlyAdmin {
-        if (c.penaltyWad > MAX_PENALTY) revert ParameterOutOfBounds("penalty", c.penaltyWad);
-        if (c.keeperShareWad > WAD) revert ParameterOutOfBounds("keeperShare", c.keeperShareWad);
-        if (c.bufferWad > MAX_BUFFER) revert ParameterOutOfBounds("buffer", c.bufferWad);
-        if (c.collateralBonusWad > MAX_COLLATERAL_BONUS) revert ParameterOutOfBounds("collateralBonus", c.collateralBonusWad);
-        if (c.keeperRewardMin > c.keeperRewardCap) revert ParameterOutOfBounds("keeperRewardMin", c.keeperRewardMin);
-        _liq = c;
-        emit LiquidationConfigured(c);
     }
 
     // ------------------------------------------------------------------ insurance fund
@@ -184,7 +99,8 @@ contract Plimsoll is Liquidations {
         p.cash = SafeCastLib.toInt128(p.cash - wad);
         cashBooked = SafeCastLib.toInt128(cashBooked - wad);
         // The pool, like any account, keeps equity >= IM after a withdrawal.
-        (int256 equity, uint256 im) = _poolMargin();
+        (int256 equity, uint256 im, uint256 untrusted, uint8 status) = _poolMargin();
+        if (untrusted != 0) revert PriceNotTrusted(untrusted - 1, status);
         if (equity < SafeCastLib.toInt(im)) revert PoolUndercollateralized(equity, im);
         uint256 held = cash.balanceOf(address(this));
         if (held < amount) revert InsufficientLiquidity(held, amount);
@@ -194,7 +110,7 @@ contract Plimsoll is Liquidations {
 
     /// @notice The pool's equity in cash token units, rounded down, floored at zero.
     function poolAssets() external view returns (uint256) {
-        (int256 equity,) = _poolMargin();
+        (int256 equity,,,) = _poolMargin();
         return equity > 0 ? uint256(equity).fromWadDown(cashDecimals) : 0;
     }
 
@@ -202,7 +118,7 @@ contract Plimsoll is Liquidations {
     ///         and the cash tokens the core actually holds (the rest is lent to accounts with
     ///         negative cash), so that ERC-4626 maxWithdraw never promises more than withdraw.
     function poolFreeCash() external view returns (uint256) {
-        (int256 equity, uint256 im) = _poolMargin();
+        (int256 equity, uint256 im,,) = _poolMargin();
         int256 freeWad = equity - SafeCastLib.toInt(im);
         int256 cashWad = _accounts[pool][0].cash;
         if (cashWad < freeWad) freeWad = cashWad;

@@ -117,11 +117,41 @@ def compile_contracts(force: bool = False) -> dict[str, Artifact]:
     return _load(data)
 
 
+#: Contracts whose calls the core forwards by delegatecall (its fallback): their ABI entries
+#: belong to the core's address, so the core's ABI is shown with them merged in.
+DELEGATES = {"Plimsoll": ("PlimsollConfigurator",)}
+
+
+def _abi_key(entry: dict[str, Any]) -> str:
+    types = ",".join(str(i.get("type")) for i in entry.get("inputs", []))
+    return f"{entry.get('type')}:{entry.get('name', '')}({types})"
+
+
+def merged_abi(core: list[dict[str, Any]], *extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``core`` plus every entry of ``extra`` it lacks (by type, name and input types);
+    constructors, fallbacks and receive functions of ``extra`` are left out."""
+    seen = {_abi_key(e) for e in core}
+    out = list(core)
+    for abi in extra:
+        for e in abi:
+            if e.get("type") in ("constructor", "fallback", "receive") or _abi_key(e) in seen:
+                continue
+            seen.add(_abi_key(e))
+            out.append(e)
+    return out
+
+
 def _load(data: dict[str, Any]) -> dict[str, Artifact]:
-    return {
+    arts = {
         name: Artifact(name, d["source"], d["abi"], d["bytecode"], d["deployed_size"])
         for name, d in data.items()
     }
+    for name, delegates in DELEGATES.items():
+        if name in arts and all(d in arts for d in delegates):
+            a = arts[name]
+            abi = merged_abi(a.abi, *(arts[d].abi for d in delegates))
+            arts[name] = Artifact(a.name, a.source, abi, a.bytecode, a.deployed_size)
+    return arts
 
 
 ABI_DIR = Path(__file__).resolve().parent / "abi"

@@ -6,14 +6,16 @@ maintenance margin (MM) and liquidatable flag that ``Plimsoll.accountMargin`` /
 ``isLiquidatable`` return at that block - the same integers, bit for bit, with the same
 rounding (``contracts/core/MarginEngine.sol``):
 
-* per position in market m at price p: notional = ceil(|size| x p), imRate =
-  min(imBase + ceil(|size| x sizeSlope), 1), IM = ceil(notional x imRate), MM =
-  ceil(notional x ceil(imRate x mmFactor)), funding = ceil(size x (index - entryIndex))
+* per position in market m at price p with volatility scalars sIm, sMm: notional =
+  ceil(|size| x p), rate = min(imBase + ceil(|size| x sizeSlope), 1), IM = ceil(notional x
+  min(ceil(rate x sIm), 1)), MM = ceil(notional x ceil(min(ceil(rate x sMm), 1) x mmFactor)),
+  funding = ceil(size x (index - entryIndex))
   (``smulWadCeil``), uPnL = floor(size x p) - openNotional - funding;
 * funding index now = stored index + rate x p x elapsed / (WAD x 1 day), and rate =
   maxFundingRate x clamp(skew / skewScale, -1, 1), each division truncated toward zero;
 * per collateral asset: value = floor(floor(toWad(balance) x price) x haircut);
-* equity = cash + sum(value) + sum(uPnL); liquidatable iff equity < MM.
+* equity = cash + sum(value) + sum(uPnL); liquidatable iff equity < MM (``liquidatable``;
+  the contract also needs every price the account uses graded OK: ``priced``).
 
 Every ``x`` above is a product divided by WAD = 1e18.
 
@@ -164,6 +166,7 @@ def account_margin_reference(state: MarginState, i: int) -> tuple[int, int, int]
         wad_bal = bal * 10 ** (18 - int(state.asset_decimals[a]))
         equity += wad_bal * int(state.asset_price[a]) // WAD * int(state.asset_haircut[a]) // WAD
     im = mm = 0
+    s_im, s_mm = _scalars(state)
     for m in range(state.n_markets):
         size = int(state.sizes[i, m])
         if size == 0:
@@ -175,9 +178,17 @@ def account_margin_reference(state: MarginState, i: int) -> tuple[int, int, int]
         equity += size * price // WAD - int(state.open_notional[i, m]) - funding
         notional = up(abs(size), price)
         rate = min(int(state.im_base[m]) + up(abs(size), int(state.size_slope[m])), WAD)
-        im += up(notional, rate)
-        mm += up(notional, up(rate, int(state.mm_factor[m])))
+        im += up(notional, min(up(rate, s_im[m]), WAD))
+        mm += up(notional, up(min(up(rate, s_mm[m]), WAD), int(state.mm_factor[m])))
     return equity, im, mm
+
+
+def _scalars(state: MarginState) -> tuple[list[int], list[int]]:
+    """The markets' IM and MM volatility scalars [wad] (1 where the snapshot has none)."""
+    nm = state.n_markets
+    s_im = [WAD] * nm if state.im_scalar is None else [int(v) for v in state.im_scalar]
+    s_mm = [WAD] * nm if state.mm_scalar is None else [int(v) for v in state.mm_scalar]
+    return s_im, s_mm
 
 
 # ---------------------------------------------------------------------------------- limbs
@@ -344,11 +355,13 @@ class _Params:
     slope: Limbs
     im_base: Limbs
     mm_factor: Limbs
+    im_scalar: Limbs
+    mm_scalar: Limbs
     index: Limbs
     unit: Limbs  # WAD
     asset_scale: Limbs  # 10**(18 - decimals) x price: toWad and the price in one exact product
     haircut: Limbs
-    market_zero: npt.NDArray[np.bool_]  # (M,) price reads 0
+    market_zero: npt.NDArray[np.bool_]  # (M,) price reads 0 or is not graded OK
     asset_zero: npt.NDArray[np.bool_]  # (A,)
 
 
@@ -369,17 +382,22 @@ def _params(state: MarginState, index: list[int]) -> _Params:
     price = ints(state.market_price, nm, "market_price", 0, u128)
     dec = ints(state.asset_decimals, na, "asset_decimals", 0, 18)
     aprice = ints(state.asset_price, na, "asset_price", 0, u128)
+    s_im, s_mm = _scalars(state)
+    m_ok = np.ones(nm, dtype=bool) if state.market_price_ok is None else state.market_price_ok
+    a_ok = np.ones(na, dtype=bool) if state.asset_price_ok is None else state.asset_price_ok
     return _Params(
         price=_const(price, m_shape),
         slope=_const(ints(state.size_slope, nm, "size_slope", 0, u64), m_shape),
         im_base=_const(ints(state.im_base, nm, "im_base", 0, u64), m_shape),
         mm_factor=_const(ints(state.mm_factor, nm, "mm_factor", 0, u64), m_shape),
+        im_scalar=_const(ints(s_im, nm, "im_scalar", 0, u64), m_shape),
+        mm_scalar=_const(ints(s_mm, nm, "mm_scalar", 0, u64), m_shape),
         index=_const(index, m_shape),
         unit=_const([WAD], (1, 1)),
         asset_scale=_const([10 ** (18 - d) * p for d, p in zip(dec, aprice, strict=True)], a_shape),
         haircut=_const(ints(state.asset_haircut, na, "asset_haircut", 0, u64), a_shape),
-        market_zero=np.array([p == 0 for p in price], dtype=bool),
-        asset_zero=np.array([p == 0 for p in aprice], dtype=bool),
+        market_zero=np.array([p == 0 for p in price], dtype=bool) | ~np.asarray(m_ok, dtype=bool),
+        asset_zero=np.array([p == 0 for p in aprice], dtype=bool) | ~np.asarray(a_ok, dtype=bool),
     )
 
 
@@ -430,8 +448,9 @@ def _chunk(state: MarginState, p: _Params, lo: int, hi: int) -> tuple[npt.NDArra
     rate = _add(_div_wad(_mul(absz, p.slope), ceil=True)[0], p.im_base)
     capped = (rate[2:] != 0).any(axis=0)
     rate = np.where(capped, p.unit[:3], rate[:3])
-    im = _div_wad(_mul(notional, rate), ceil=True)[0]
-    mm_rate = _div_wad(_mul(rate, p.mm_factor), ceil=True)[0]
+    im_rate = _scaled(rate, p.im_scalar, p.unit)
+    im = _div_wad(_mul(notional, im_rate), ceil=True)[0]
+    mm_rate = _div_wad(_mul(_scaled(rate, p.mm_scalar, p.unit), p.mm_factor), ceil=True)[0]
     mm = _div_wad(_mul(notional, mm_rate), ceil=True)[0]
 
     # funding owed = ceil(size x (index - entry index)) (smulWadCeil).
@@ -476,6 +495,15 @@ def _chunk(state: MarginState, p: _Params, lo: int, hi: int) -> tuple[npt.NDArra
         health,
         ~unpriced,
     )
+
+
+def _scaled(rate: Limbs, scalar: Limbs, unit: Limbs) -> Limbs:
+    """min(ceil(rate x scalar), WAD) for a rate <= WAD: >= WAD iff a limb above 1 is set."""
+    r = _div_wad(_mul(rate, scalar), ceil=True)[0]
+    if r.shape[0] < 3:
+        r = _pad(r, 3)
+    capped = (r[2:] != 0).any(axis=0)
+    return np.where(capped, unit[:3], r[:3])
 
 
 def _check_shapes(state: MarginState) -> None:

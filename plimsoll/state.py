@@ -26,6 +26,9 @@ skew_scale             (M,)         [wad size]
 long_oi, short_oi      (M,)         [wad size]
 funding_index          (M,)         [wad] stored index (``MarketState.fundingIndex``)
 last_funding_time      (M,)         [s]
+im_scalar, mm_scalar   (M,)         [wad] volatility scalars now (``volScalars``); None: 1
+market_price_ok,       (M,), (A,)   bool: the oracle grades the price OK; None: all OK. An
+asset_price_ok                      account using a price that is not OK cannot be liquidated
 =====================  ===========  ==========================================================
 
 Integer arrays use ``dtype=object`` (Python ints) wherever a value can exceed int64; the mirror
@@ -66,6 +69,10 @@ class MarginState:
     short_oi: IntArray
     funding_index: IntArray
     last_funding_time: IntArray
+    im_scalar: IntArray | None = None
+    mm_scalar: IntArray | None = None
+    market_price_ok: npt.NDArray[np.bool_] | None = None
+    asset_price_ok: npt.NDArray[np.bool_] | None = None
 
     @property
     def n_accounts(self) -> int:

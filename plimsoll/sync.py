@@ -705,8 +705,10 @@ def _decode_int_arrays(raw: bytes, signed: Sequence[bool]) -> list[list[int]]:
 class MarketTable:
     """Every market, asset and oracle price at one block, as the lens reports them.
 
-    ``market_price_ok`` / ``asset_price_ok`` are False where ``OracleRouter.tryPrice`` failed
-    (stale, out of bounds, non-positive or missing feed); the price then reads 0.
+    ``market_price_ok`` / ``asset_price_ok`` are False unless the oracle grades the price OK
+    (``OracleRouter.tryPrice``); the price is the latest answer when readable (also when
+    suspect or stale) and 0 for an out-of-bounds, non-positive or missing feed.
+    ``im_scalars`` / ``mm_scalars`` are the markets' volatility scalars at the block [wad].
     """
 
     block: int
@@ -715,6 +717,8 @@ class MarketTable:
     market_states: list[tuple[Any, ...]]
     market_price_ok: list[bool]
     market_prices: list[int]
+    im_scalars: list[int]
+    mm_scalars: list[int]
     asset_configs: list[tuple[Any, ...]]
     asset_price_ok: list[bool]
     asset_prices: list[int]
@@ -780,9 +784,11 @@ class StateReader:
             market_states=list(m[3]),
             market_price_ok=[bool(x) for x in m[4]],
             market_prices=[int(x) for x in m[5]],
-            asset_configs=list(m[6]),
-            asset_price_ok=[bool(x) for x in m[7]],
-            asset_prices=[int(x) for x in m[8]],
+            im_scalars=[int(x) for x in m[6]],
+            mm_scalars=[int(x) for x in m[7]],
+            asset_configs=list(m[8]),
+            asset_price_ok=[bool(x) for x in m[9]],
+            asset_prices=[int(x) for x in m[10]],
         )
         if table.block != block:
             raise LensError(f"lens read block {table.block}, asked for {block}")
@@ -898,6 +904,10 @@ def _margin_state(
         short_oi=_obj([int(s[1]) for s in ms], (nm,)),
         funding_index=_obj([int(s[2]) for s in ms], (nm,)),
         last_funding_time=_obj([int(s[3]) for s in ms], (nm,)),
+        im_scalar=_obj(t.im_scalars, (nm,)),
+        mm_scalar=_obj(t.mm_scalars, (nm,)),
+        market_price_ok=np.array(t.market_price_ok, dtype=bool).reshape(nm),
+        asset_price_ok=np.array(t.asset_price_ok, dtype=bool).reshape(na),
     )
 
 

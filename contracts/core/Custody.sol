@@ -117,9 +117,4 @@ abstract contract Custody is PerpEngine {
         received = token.balanceOf(address(this)) - before;
         if (received == 0) revert NothingReceived(address(token));
     }
-
-    function _asset(uint256 assetId) internal view returns (AssetConfig storage a) {
-        if (assetId == 0 || assetId > assetCount) revert UnknownAsset(assetId);
-        a = _assets[assetId];
-    }
 }

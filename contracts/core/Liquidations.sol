@@ -26,6 +26,8 @@ abstract contract Liquidations is Custody {
         returns (uint256 fraction)
     {
         Snapshot memory snap = _snapshot(owner, sub);
+        // Liquidations wait while any price the account uses is not graded OK.
+        _requireTrusted(snap);
         // Only an account below maintenance margin may be liquidated.
         if (snap.equity >= SafeCastLib.toInt(snap.mm)) revert AccountHealthy(owner, sub, snap.equity, snap.mm);
         // An account without positions is cleared by `liquidateCollateral` instead.
@@ -92,6 +94,7 @@ abstract contract Liquidations is Custody {
         Account storage acct = _accounts[owner][sub];
         if (acct.marketMask != 0 || acct.cash >= 0) revert CollateralNotSeizable(owner, sub);
         Snapshot memory snap = _snapshot(owner, sub);
+        _requireTrusted(snap);
         if (snap.equity >= SafeCastLib.toInt(snap.mm)) revert AccountHealthy(owner, sub, snap.equity, snap.mm);
         AssetConfig storage a = _asset(assetId);
         uint256 bal = _balances[owner][sub][assetId];

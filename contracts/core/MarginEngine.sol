@@ -9,15 +9,16 @@ import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
 /// @dev Rounding favours the protocol: collateral value and PnL round down, requirements and
 ///      funding owed round up.
 ///
-///      Per position in market m at oracle price p (all [wad]):
+///      Per position in market m at oracle price p, volatility scalars sIm, sMm (all [wad]):
 ///        notional = ceil(|size| x p)
-///        imRate   = min(imBase + ceil(|size| x sizeSlope), 1)
-///        IM       = ceil(notional x imRate)
-///        MM       = ceil(notional x ceil(imRate x mmFactor))
+///        rate     = min(imBase + ceil(|size| x sizeSlope), 1)
+///        IM       = ceil(notional x min(ceil(rate x sIm), 1))
+///        MM       = ceil(notional x ceil(min(ceil(rate x sMm), 1) x mmFactor))
 ///        funding  = ceil(size x (index - position.index))          (owed by the position)
 ///        uPnL     = floor(size x p) - openNotional - funding
 ///      Per collateral asset: value = floor(floor(toWad(balance) x price) x haircut).
-///      equity = cash + sum(value) + sum(uPnL); liquidatable iff equity < MM.
+///      equity = cash + sum(value) + sum(uPnL); liquidatable iff equity < MM and every price
+///      the account uses is graded OK by the oracle router.
 abstract contract MarginEngine is PlimsollStorage {
     using WadMath for uint256;
 
@@ -28,6 +29,8 @@ abstract contract MarginEngine is PlimsollStorage {
         uint256 im; // [wad USD]
         uint256 mm; // [wad USD]
         uint256 notional; // [wad USD] sum of |size| x price
+        uint256 untrustedFeed; // 0: every price OK; else feedId + 1 of the first that is not
+        uint8 untrustedStatus; // its grade (IOracleRouter)
         uint256[] marketIds;
         uint256[] prices; // [wad]
         int256[] indexes; // [wad] current funding index (pending accrual included)
@@ -41,17 +44,51 @@ abstract contract MarginEngine is PlimsollStorage {
         if (rate > WAD) rate = WAD;
     }
 
-    /// @dev Notional, IM and MM of a position.
-    function _requirements(MarketConfig memory c, int256 size, uint256 price)
+    /// @dev The volatility scalars of market `m` now: IM's (the target) and MM's (ramped).
+    ///      The ramp rounds down, so at the update's own timestamp MM's scalar is unchanged.
+    function _volScalars(uint256 m) internal view returns (uint256 sIm, uint256 sMm) {
+        VolScalar memory v = _vol[m];
+        if (v.toWad == 0) return (WAD, WAD);
+        sIm = v.toWad;
+        sMm = v.toWad;
+        if (v.toWad > v.fromWad && block.timestamp < v.rampEnd) {
+            // rampStart <= block.timestamp < rampEnd: the elapsed share is below 1.
+            sMm = v.fromWad + (v.toWad - v.fromWad) * (block.timestamp - v.rampStart) / (v.rampEnd - v.rampStart);
+        }
+    }
+
+    /// @dev Notional, IM and MM of a position in market `m`.
+    function _requirements(MarketConfig memory c, uint256 m, int256 size, uint256 price)
         internal
-        pure
+        view
         returns (uint256 notional, uint256 im, uint256 mm)
     {
         uint256 absSize = WadMath.abs(size);
         notional = absSize.mulWadUp(price);
-        uint256 imRate = _imRate(c, absSize);
-        im = notional.mulWadUp(imRate);
-        mm = notional.mulWadUp(imRate.mulWadUp(c.mmFactorWad));
+        uint256 rate = _imRate(c, absSize);
+        (uint256 sIm, uint256 sMm) = _volScalars(m);
+        im = notional.mulWadUp(_capped(rate.mulWadUp(sIm)));
+        mm = notional.mulWadUp(_capped(rate.mulWadUp(sMm)).mulWadUp(c.mmFactorWad));
+    }
+
+    function _capped(uint256 rate) internal pure returns (uint256) {
+        return rate > WAD ? WAD : rate;
+    }
+
+    /// @dev The oracle's latest price of `feedId` and its grade; notes the first untrusted
+    ///      feed in `snap`.
+    function _gradedPrice(Snapshot memory snap, uint256 feedId) internal view returns (uint256 price) {
+        uint8 status;
+        (price, status) = oracle.priceInfo(feedId);
+        if (status != 0 && snap.untrustedFeed == 0) {
+            snap.untrustedFeed = feedId + 1;
+            snap.untrustedStatus = status;
+        }
+    }
+
+    /// @dev Reverts unless every price in `snap` is graded OK.
+    function _requireTrusted(Snapshot memory snap) internal pure {
+        if (snap.untrustedFeed != 0) revert PriceNotTrusted(snap.untrustedFeed - 1, snap.untrustedStatus);
     }
 
     /// @dev Funding rate per day [wad of price]: maxFundingRate x clamp(skew / skewScale, -1, 1),
@@ -91,11 +128,15 @@ abstract contract MarginEngine is PlimsollStorage {
     // ------------------------------------------------------------------ accounts
 
     /// @dev Value of an account's non-cash collateral at the oracle, after haircuts.
-    function _collateralValue(address owner, uint256 sub, uint256 mask) internal view returns (uint256 value) {
+    function _collateralValue(Snapshot memory snap, address owner, uint256 sub, uint256 mask)
+        internal
+        view
+        returns (uint256 value)
+    {
         for (uint256 i = 1; (mask >> i) != 0; ++i) {
             if ((mask >> i) & 1 == 0) continue;
             AssetConfig storage a = _assets[i];
-            uint256 price = oracle.price(a.feedId);
+            uint256 price = _gradedPrice(snap, a.feedId);
             value += WadMath.toWad(_balances[owner][sub][i], a.decimals).mulWadDown(price).mulWadDown(a.haircutWad);
         }
     }
@@ -103,7 +144,7 @@ abstract contract MarginEngine is PlimsollStorage {
     /// @dev The full margin picture of (owner, sub): every enforcement path and view uses it.
     function _snapshot(address owner, uint256 sub) internal view returns (Snapshot memory snap) {
         Account memory acct = _accounts[owner][sub];
-        snap.equity = int256(acct.cash) + SafeCastLib.toInt(_collateralValue(owner, sub, acct.assetMask));
+        snap.equity = int256(acct.cash) + SafeCastLib.toInt(_collateralValue(snap, owner, sub, acct.assetMask));
         uint256 mask = acct.marketMask;
         uint256 n = _popcount(mask);
         snap.marketIds = new uint256[](n);
@@ -113,11 +154,11 @@ abstract contract MarginEngine is PlimsollStorage {
         for (uint256 m; (mask >> m) != 0; ++m) {
             if ((mask >> m) & 1 == 0) continue;
             MarketConfig memory c = _marketConfigs[m];
-            uint256 price = oracle.price(c.feedId);
+            uint256 price = _gradedPrice(snap, c.feedId);
             int256 index = _currentIndex(c, _marketStates[m], price);
             Position memory p = _positions[owner][sub][m];
             (int256 pnl,) = _pnl(p, price, index);
-            (uint256 notional, uint256 im, uint256 mm) = _requirements(c, p.size, price);
+            (uint256 notional, uint256 im, uint256 mm) = _requirements(c, m, p.size, price);
             snap.equity += pnl;
             snap.im += im;
             snap.mm += mm;
@@ -129,6 +170,12 @@ abstract contract MarginEngine is PlimsollStorage {
         }
     }
 
+    /// @dev The config of listed asset `assetId` (ids 1..assetCount); reverts otherwise.
+    function _asset(uint256 assetId) internal view returns (AssetConfig storage a) {
+        if (assetId == 0 || assetId > assetCount) revert UnknownAsset(assetId);
+        a = _assets[assetId];
+    }
+
     function _popcount(uint256 x) internal pure returns (uint256 n) {
         // Masks are 16 bits wide: at most 16 iterations.
         while (x != 0) {
@@ -137,9 +184,11 @@ abstract contract MarginEngine is PlimsollStorage {
         }
     }
 
-    /// @dev Reverts unless equity >= IM: the gate of every risk-increasing action.
+    /// @dev Reverts unless every price is OK and equity >= IM: the gate of every
+    ///      risk-increasing action.
     function _requireInitialMargin(address owner, uint256 sub) internal view {
         Snapshot memory s = _snapshot(owner, sub);
+        _requireTrusted(s);
         if (s.equity < SafeCastLib.toInt(s.im)) revert InsufficientMargin(owner, sub, s.equity, s.im);
     }
 
@@ -149,19 +198,26 @@ abstract contract MarginEngine is PlimsollStorage {
     ///      unrealized PnL comes from the market aggregates in O(markets):
     ///        price PnL   = sumOpenNotional - floor(skew x p)
     ///        funding due = floor(skew x index) - sumSizeFunding
-    function _poolMargin() internal view returns (int256 equity, uint256 im) {
+    ///      `untrustedFeed`: 0 when every price used is graded OK, else the first other feed + 1
+    ///      with its grade `status` (pool withdrawals need all OK).
+    function _poolMargin()
+        internal
+        view
+        returns (int256 equity, uint256 im, uint256 untrustedFeed, uint8 untrustedStatus)
+    {
         equity = pool == address(0) ? int256(0) : int256(_accounts[pool][0].cash);
         uint256 n = marketCount;
         for (uint256 m; m < n; ++m) {
             MarketState memory s = _marketStates[m];
             if (s.longOI == 0 && s.shortOI == 0 && s.sumOpenNotional == 0 && s.sumSizeFunding == 0) continue;
             MarketConfig memory c = _marketConfigs[m];
-            uint256 price = oracle.price(c.feedId);
+            (uint256 price, uint8 status) = oracle.priceInfo(c.feedId);
+            if (status != 0 && untrustedFeed == 0) (untrustedFeed, untrustedStatus) = (c.feedId + 1, status);
             int256 index = _currentIndex(c, s, price);
             int256 skew = int256(uint256(s.longOI)) - int256(uint256(s.shortOI));
             equity += int256(s.sumOpenNotional) - WadMath.mulWadCeil(skew, price);
             equity += WadMath.smulWadFloor(skew, index) - int256(s.sumSizeFunding);
-            (, uint256 req,) = _requirements(c, skew, price);
+            (, uint256 req,) = _requirements(c, m, skew, price);
             im += req;
         }
     }
@@ -174,22 +230,29 @@ abstract contract MarginEngine is PlimsollStorage {
         return (s.equity, s.im, s.mm);
     }
 
-    /// @notice Whether the subaccount can be liquidated now (equity < maintenance margin).
+    /// @notice Whether the subaccount can be liquidated now: equity < maintenance margin and
+    ///         every price it uses graded OK (liquidations wait for a trusted price).
     function isLiquidatable(address owner, uint256 sub) external view returns (bool) {
         Snapshot memory s = _snapshot(owner, sub);
-        return s.equity < SafeCastLib.toInt(s.mm);
+        return s.untrustedFeed == 0 && s.equity < SafeCastLib.toInt(s.mm);
+    }
+
+    /// @notice Market `marketId`'s volatility scalars now [wad]: IM's and MM's (ramping).
+    function volScalars(uint256 marketId) external view returns (uint256 imScalar, uint256 mmScalar) {
+        return _volScalars(marketId);
     }
 
     /// @notice The pool's equity (cash + unrealized PnL of its counter-positions) and initial margin.
     function poolMargin() external view returns (int256 equity, uint256 im) {
-        return _poolMargin();
+        (equity, im,,) = _poolMargin();
     }
 
     /// @notice The funding index of `marketId` now, pending accrual included [wad].
     function fundingIndex(uint256 marketId) external view returns (int256) {
         if (marketId >= marketCount) revert UnknownMarket(marketId);
         MarketConfig memory c = _marketConfigs[marketId];
-        return _currentIndex(c, _marketStates[marketId], oracle.price(c.feedId));
+        (uint256 price,) = oracle.priceInfo(c.feedId);
+        return _currentIndex(c, _marketStates[marketId], price);
     }
 
     function getAccount(address owner, uint256 sub) external view returns (Account memory) {

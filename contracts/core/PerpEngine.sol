@@ -6,7 +6,9 @@ import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
 
 /// @title PerpEngine
 /// @notice Linear USD-quoted perpetual futures traded against the liquidity pool.
-/// @dev Trading rule: every fill is at the oracle mark p; the trader pays a taker fee of
+/// @dev Trading rule: every fill is at the oracle's latest answer p; while the oracle grades
+///      it below OK the market is reduce-only (closing at a suspect or stale answer is allowed:
+///      it only lowers risk, and the account must still clear MM at the prices it uses); the trader pays a taker fee of
 ///      ceil(|sizeDelta| x p x takerFee) to the pool. On every change a position is settled to
 ///      the mark (its PnL and funding move to cash, against the pool) and reopened at p, so a
 ///      position is always (size, size x p at the last settlement, funding index then).
@@ -31,22 +33,26 @@ abstract contract PerpEngine is MarginEngine {
         if (iso != 0 && iso - 1 != marketId) revert IsolatedMarketMismatch(sub, iso - 1, marketId);
 
         MarketConfig memory c = _marketConfigs[marketId];
-        uint256 price = oracle.price(c.feedId);
+        (uint256 price, uint8 status) = oracle.priceInfo(c.feedId);
         if (acceptablePrice != 0 && (sizeDelta > 0 ? price > acceptablePrice : price < acceptablePrice)) {
             revert SlippageExceeded(price, acceptablePrice);
         }
         (bool reducing, bool skewGrew) = _fill(sub, marketId, sizeDelta, c, price);
+        // A price the oracle does not grade OK makes the market reduce-only.
+        if (status != 0 && !reducing) revert MarketReduceOnly(marketId, status);
 
         Snapshot memory snap = _snapshot(msg.sender, sub);
         if (reducing) {
             // A reducing trade may leave the account below IM, but never liquidatable.
             if (snap.equity < SafeCastLib.toInt(snap.mm)) revert BelowMaintenance(msg.sender, sub, snap.equity, snap.mm);
-        } else if (snap.equity < SafeCastLib.toInt(snap.im)) {
-            revert InsufficientMargin(msg.sender, sub, snap.equity, snap.im);
+        } else {
+            // Risk-increasing: IM at prices graded OK only.
+            _requireTrusted(snap);
+            if (snap.equity < SafeCastLib.toInt(snap.im)) revert InsufficientMargin(msg.sender, sub, snap.equity, snap.im);
         }
         // The pool is margined like an account: growing its exposure needs its IM.
         if (skewGrew) {
-            (int256 pe, uint256 pim) = _poolMargin();
+            (int256 pe, uint256 pim,,) = _poolMargin();
             if (pe < SafeCastLib.toInt(pim)) revert PoolUndercollateralized(pe, pim);
         }
     }

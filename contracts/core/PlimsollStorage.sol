@@ -8,7 +8,8 @@ import {IOracleRouter} from "../interfaces/IOracleRouter.sol";
 
 /// @title PlimsollStorage
 /// @notice Every piece of Plimsoll core state, the roles and the pause switches. Modules inherit
-///         it and hold no state of their own.
+///         it and hold no state of their own; the configurator (PlimsollConfigurator, reached
+///         by delegatecall from the core's fallback) inherits it too, so both see one layout.
 abstract contract PlimsollStorage is IPlimsoll, ReentrancyGuard {
     uint256 internal constant WAD = 1e18;
     /// @dev Registries are bounded by the admin, never by users: loops over an account's assets
@@ -26,6 +27,7 @@ abstract contract PlimsollStorage is IPlimsoll, ReentrancyGuard {
 
     bytes32 internal constant ROLE_ADMIN = "admin";
     bytes32 internal constant ROLE_GUARDIAN = "guardian";
+    bytes32 internal constant ROLE_RISK_KEEPER = "riskKeeper";
 
     IERC20 public immutable cash;
     uint8 public immutable cashDecimals;
@@ -48,6 +50,11 @@ abstract contract PlimsollStorage is IPlimsoll, ReentrancyGuard {
     mapping(address owner => mapping(uint256 subaccount => Account)) internal _accounts;
     mapping(address owner => mapping(uint256 subaccount => mapping(uint256 assetId => uint256))) internal _balances;
     mapping(address owner => mapping(uint256 subaccount => mapping(uint256 marketId => Position))) internal _positions;
+
+    mapping(address token => bool) public isListed;
+    address public riskKeeper; // posts volatility scalars within `_riskLimits`
+    RiskLimits internal _riskLimits;
+    mapping(uint256 marketId => VolScalar) internal _vol;
 
     constructor(IERC20 cash_, uint8 cashDecimals_, IOracleRouter oracle_, address admin_, address guardian_) {
         if (cashDecimals_ > 18) revert UnsupportedToken(address(cash_));

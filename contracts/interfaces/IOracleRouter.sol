@@ -3,7 +3,16 @@ pragma solidity 0.8.28;
 
 /// @title IOracleRouter
 /// @notice Reads Chainlink `AggregatorV3Interface` feeds and returns one price scale:
-///         WAD (1e18) USD per whole token, whatever the feed's decimals.
+///         WAD (1e18) USD per whole token, whatever the feed's decimals, graded by trust.
+/// @dev Grades (`status`), from the reading of one feed at one block:
+///        0 OK        the price can be used for everything, liquidations included;
+///        1 SUSPECT   the latest answer jumped by more than the feed's jump bound against the
+///                    round before it, and neither `confirmRounds` agreeing rounds nor
+///                    `holdSeconds` have passed since: a possible wick;
+///        2 STALE     the last update is older than the heartbeat;
+///        3 SEQUENCER the L2 sequencer is down, or came back less than the grace period ago.
+///      Anything but OK makes a market reduce-only and holds liquidations that need the price.
+///      Answers <= 0 or outside the feed's bounds are not graded: reading them reverts.
 interface IOracleRouter {
     /// @notice Thrown when `feedId` has no feed configured.
     error UnknownFeed(uint256 feedId);
@@ -13,23 +22,37 @@ interface IOracleRouter {
     error StalePrice(uint256 feedId, uint256 updatedAt, uint256 heartbeat);
     /// @notice Thrown when a normalized price lies outside the feed's configured bounds.
     error PriceOutOfBounds(uint256 feedId, uint256 priceWad, uint256 minWad, uint256 maxWad);
+    /// @notice Thrown when `price` is asked for a feed whose answer is not OK (suspect jump,
+    ///         sequencer down or in its grace period).
+    error PriceNotTrusted(uint256 feedId, uint8 status);
     /// @notice Thrown when a feed's configuration is unusable (zero address, zero heartbeat,
-    ///         more than 18 decimals, min >= max).
+    ///         more than 18 decimals, min >= max, breaker parameters out of range).
     error InvalidFeedConfig(uint256 feedId);
     /// @notice Thrown when the caller is not the admin.
     error NotAdmin(address caller);
 
     /// @notice Emitted when a feed is added or replaced.
     event FeedSet(uint256 indexed feedId, address aggregator, uint8 decimals, uint32 heartbeat, uint128 minWad, uint128 maxWad);
+    /// @notice Emitted when a feed's jump breaker is configured (jumpWad 0: off).
+    event BreakerSet(uint256 indexed feedId, uint64 jumpWad, uint8 confirmRounds, uint32 holdSeconds);
+    /// @notice Emitted when the L2 sequencer uptime feed is set (address 0: none).
+    event SequencerSet(address feed, uint32 gracePeriod);
+    /// @notice Emitted by `poke` when a feed's grade differs from the one last recorded.
+    event FeedStatusChanged(uint256 indexed feedId, uint8 previous, uint8 status, uint256 priceWad);
     /// @notice Emitted when the admin hands over the role.
     event AdminChanged(address indexed previous, address indexed next);
 
-    /// @notice The checked, normalized price of `feedId`.
+    /// @notice The normalized latest answer of `feedId` and its grade (see the contract notes).
+    /// @return priceWad USD per whole token [wad], the latest answer even when not OK
+    /// @return status 0 OK, 1 SUSPECT, 2 STALE, 3 SEQUENCER
+    function priceInfo(uint256 feedId) external view returns (uint256 priceWad, uint8 status);
+
+    /// @notice The checked, normalized price of `feedId`; reverts unless its grade is OK.
     /// @return priceWad USD per whole token [wad]
     function price(uint256 feedId) external view returns (uint256 priceWad);
 
     /// @notice The same checks as `price`, but reports failure instead of reverting.
-    /// @return ok whether the price passed every check
-    /// @return priceWad the normalized answer (0 when the feed could not be read)
+    /// @return ok whether the price is readable and OK
+    /// @return priceWad the normalized latest answer when readable (also when not OK), else 0
     function tryPrice(uint256 feedId) external view returns (bool ok, uint256 priceWad);
 }

@@ -71,6 +71,27 @@ interface IPlimsoll {
             // that small accounts are worth liquidating (capped by keeperRewardCap)
     }
 
+    /// @dev A market's volatility scalar: it multiplies the market's margin rates. IM uses
+    ///      `toWad` at once; MM ramps linearly from `fromWad` at `rampStart` to `toWad` at
+    ///      `rampEnd` when it rises (a fall applies at once), so an update never makes an
+    ///      account liquidatable in the block it lands. All zero: never set, scalar 1.
+    struct VolScalar {
+        uint64 fromWad; // [wad] MM scalar when the ramp started
+        uint64 toWad; // [wad] target scalar (IM at once, MM at rampEnd)
+        uint40 rampStart; // [s]
+        uint40 rampEnd; // [s]
+        uint40 lastUpdate; // [s]
+    }
+
+    /// @dev Limits on volatility-scalar updates (set by the admin within hard bounds).
+    struct RiskLimits {
+        uint64 minScalarWad; // [wad] lowest scalar
+        uint64 maxScalarWad; // [wad] highest scalar
+        uint64 maxStepWad; // [wad] largest relative change of the target per update
+        uint32 minInterval; // [s] between two updates of one market
+        uint32 rampPeriod; // [s] over which a rise of MM phases in
+    }
+
     // ---------------------------------------------------------------- errors
     /// @notice Thrown when an amount or size is zero.
     error ZeroAmount();
@@ -124,6 +145,14 @@ interface IPlimsoll {
     error NotPool(address caller);
     /// @notice Thrown when a registry is full (assets or markets).
     error TooMany(uint256 limit);
+    /// @notice Thrown when an action needs a price (liquidation, a risk-increasing action)
+    ///         while the oracle grades it below OK (1 suspect, 2 stale, 3 sequencer).
+    error PriceNotTrusted(uint256 feedId, uint8 status);
+    /// @notice Thrown when a trade would increase a position in a market whose price is not
+    ///         OK: the market is reduce-only until it is.
+    error MarketReduceOnly(uint256 marketId, uint8 status);
+    /// @notice Thrown when a market's volatility scalar is updated before the minimum interval.
+    error UpdateTooSoon(uint256 marketId, uint256 nextAllowed);
 
     // ---------------------------------------------------------------- events
     event Deposited(address indexed owner, uint256 indexed subaccount, uint256 indexed assetId, uint256 amount);
@@ -157,6 +186,9 @@ interface IPlimsoll {
     event MarketConfigured(uint256 indexed marketId, MarketConfig config);
     event LiquidationConfigured(LiquidationConfig config);
     event PausedSet(uint8 flags);
+    /// @param fromWad MM scalar now (the ramp's start)   @param toWad target   @param rampEnd [s]
+    event VolScalarSet(uint256 indexed marketId, uint64 fromWad, uint64 toWad, uint40 rampEnd);
+    event RiskLimitsSet(RiskLimits limits);
     event RoleSet(bytes32 indexed role, address indexed account);
     event PoolSet(address pool);
 }

@@ -15,6 +15,7 @@ interface IPlimsollViews {
     function assetCount() external view returns (uint256);
     function marketCount() external view returns (uint256);
     function oracle() external view returns (IOracleRouter);
+    function volScalars(uint256 marketId) external view returns (uint256 imScalar, uint256 mmScalar);
 }
 
 /// @title PlimsollLens
@@ -33,8 +34,9 @@ contract PlimsollLens {
     error LengthMismatch(uint256 owners, uint256 subaccounts);
 
     /// @dev Every market, asset and oracle price at one block. Prices come from
-    ///      `OracleRouter.tryPrice`: a stale, out-of-bounds or missing feed reads as
-    ///      (ok = false, price = 0) instead of reverting the whole call.
+    ///      `OracleRouter.tryPrice`: ok is false unless the oracle grades the price OK; the
+    ///      price is the latest answer when readable (also when suspect or stale) and 0 for an
+    ///      out-of-bounds or missing feed, instead of reverting the whole call.
     struct Markets {
         uint256 blockNumber;
         uint256 timestamp; // [s] block.timestamp, the clock every core view uses at this block
@@ -42,6 +44,8 @@ contract PlimsollLens {
         IPlimsoll.MarketState[] marketStates;
         bool[] marketPriceOk;
         uint256[] marketPrices; // [wad USD per unit]
+        uint256[] imScalars; // [wad] volatility scalar of IM now
+        uint256[] mmScalars; // [wad] volatility scalar of MM now (ramping)
         IPlimsoll.AssetConfig[] assetConfigs; // index = asset id - 1 (cash, id 0, is not listed)
         bool[] assetPriceOk;
         uint256[] assetPrices; // [wad USD per token]
@@ -58,9 +62,12 @@ contract PlimsollLens {
         m.marketStates = new IPlimsoll.MarketState[](nm);
         m.marketPriceOk = new bool[](nm);
         m.marketPrices = new uint256[](nm);
+        m.imScalars = new uint256[](nm);
+        m.mmScalars = new uint256[](nm);
         for (uint256 i; i < nm; ++i) {
             m.marketConfigs[i] = core.marketConfig(i);
             m.marketStates[i] = core.marketState(i);
+            (m.imScalars[i], m.mmScalars[i]) = core.volScalars(i);
             (m.marketPriceOk[i], m.marketPrices[i]) = oracle.tryPrice(m.marketConfigs[i].feedId);
         }
         m.assetConfigs = new IPlimsoll.AssetConfig[](na);

@@ -22,6 +22,8 @@ interface ICore is IPlimsoll {
     function assetCount() external view returns (uint256);
     function marketCount() external view returns (uint256);
     function isListed(address token) external view returns (bool);
+    function configurator() external view returns (address);
+    function riskKeeper() external view returns (address);
 
     // roles and registry
     function setAdmin(address next) external;
@@ -32,6 +34,14 @@ interface ICore is IPlimsoll {
     function listMarket(MarketConfig calldata c) external returns (uint256);
     function configureMarket(uint256 marketId, MarketConfig calldata c) external;
     function setLiquidationConfig(LiquidationConfig calldata c) external;
+
+    // dynamic margin
+    function setRiskKeeper(address next) external;
+    function setRiskLimits(RiskLimits calldata l) external;
+    function riskLimits() external view returns (RiskLimits memory);
+    function setVolScalar(uint256 marketId, uint64 scalarWad) external;
+    function volScalar(uint256 marketId) external view returns (VolScalar memory);
+    function volScalars(uint256 marketId) external view returns (uint256 imScalar, uint256 mmScalar);
 
     // insurance and pool
     function fundInsurance(uint256 amount) external;
