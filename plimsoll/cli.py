@@ -85,7 +85,11 @@ def cmd_account(args: argparse.Namespace) -> int:
     status = client.account(args.owner, args.sub)
     if status.cash == 0 and not status.collateral and not status.positions:
         raise PlimsollError(f"unknown account {status.owner}/{args.sub}: nothing deposited")
-    print(json.dumps(status.to_json()))
+    out = status.to_json()
+    if status.margin_call and client.deployment["contracts"].get("PlimsollLens"):
+        notice = client.margin_call(status.owner, args.sub)
+        out["margin_call_notice"] = notice.to_json() if notice is not None else None
+    print(json.dumps(out))
     return 0
 
 

@@ -22,6 +22,7 @@ from web3.types import TxReceipt
 
 from plimsoll.chain import ErrorDecoder, revert_data
 from plimsoll.errors import ContractRevert, DeploymentError, PlimsollError
+from plimsoll.margin_call import MarginCallNotice
 from plimsoll.tx import Outcome, TxSender
 from plimsoll.units import WAD, TokenAmount, Wad, to_wad
 
@@ -305,6 +306,25 @@ class PlimsollClient:
             positions,
             None if iso == 0 else self.markets[iso - 1]["name"],
         )
+
+    def margin_call(
+        self, owner: str, sub: int = 0, block: int | None = None
+    ) -> MarginCallNotice | None:
+        """The margin-call notice of ``(owner, sub)`` (None outside MM <= equity < IM): the
+        same notice the notifier keeper emits, read through the lens at one block."""
+        from plimsoll.margin import compute_margin
+        from plimsoll.margin_call import margin_calls
+        from plimsoll.sync import StateReader
+
+        if not Web3.is_address(owner):
+            raise PlimsollError(f"not an address: {owner!r}")
+        lens = self.deployment["contracts"].get("PlimsollLens")
+        if not lens:
+            raise DeploymentError("deployment has no PlimsollLens address")
+        reader = StateReader(self.w3, self.core.address, lens)
+        state = reader.read([(Web3.to_checksum_address(owner), sub)], block)
+        notices = margin_calls(state, compute_margin(state))
+        return notices[0] if notices else None
 
     def decode_events(self, receipt: TxReceipt) -> list[Event]:
         """Every Plimsoll core and pool event in a receipt, decoded."""

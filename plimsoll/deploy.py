@@ -145,6 +145,20 @@ DEFAULT_MARKETS = [
 ]
 DEFAULT_PRICES: dict[int, float | int] = {1: 2000, 2: 60000, 3: 150}
 
+#: Limits on volatility-scalar updates (``IPlimsoll.RiskLimits``): scalars in [0.5, 4], at most
+#: +-50% per update, one update per market per minute, MM rises ramped in over an hour.
+DEFAULT_RISK_LIMITS = (wad("0.5"), wad(4), wad("0.5"), 60, 3600)
+
+
+@dataclass(frozen=True)
+class BreakerSpec:
+    """A feed's jump breaker (``OracleRouter.setBreaker``): a round-to-round move above
+    ``jump`` [wad] is suspect until ``confirm_rounds`` agreeing rounds or ``hold_seconds``."""
+
+    jump: int = wad("0.15")
+    confirm_rounds: int = 3
+    hold_seconds: int = 300
+
 
 def _deploy(w3: Web3, art: Artifact, sender: str, *args: Any) -> Contract:
     factory = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
@@ -164,8 +178,16 @@ def deploy_local(
     assets: list[AssetSpec] | None = None,
     markets: list[MarketSpec] | None = None,
     prices: dict[int, float | int] | None = None,
+    breaker: BreakerSpec | None = None,
+    risk_limits: tuple[int, int, int, int, int] | None = DEFAULT_RISK_LIMITS,
+    risk_keeper: str | None = None,
 ) -> Deployment:
-    """Deploy mocks and the whole protocol on a local chain; ``admin`` must be unlocked."""
+    """Deploy mocks and the whole protocol on a local chain; ``admin`` must be unlocked.
+
+    ``breaker`` turns on every feed's jump breaker (off by default: tests move prices in
+    big steps); ``risk_limits`` / ``risk_keeper`` (default: the admin) enable volatility
+    scalars.
+    """
     arts = compile_contracts()
     admin = admin or w3.eth.accounts[0]
     guardian = guardian or admin
@@ -192,6 +214,14 @@ def deploy_local(
             admin,
             decoder,
         )
+        if breaker is not None:
+            send(
+                router.functions.setBreaker(
+                    feed_id, breaker.jump, breaker.confirm_rounds, breaker.hold_seconds
+                ),
+                admin,
+                decoder,
+            )
     core = _deploy(
         w3, arts["Plimsoll"], admin, contracts["USDC"].address, router.address, admin, guardian
     )
@@ -201,6 +231,9 @@ def deploy_local(
     # Stateless batch reader for keepers and tools (plimsoll.sync.StateReader).
     contracts["PlimsollLens"] = _deploy(w3, arts["PlimsollLens"], admin)
     send(core.functions.setPool(pool.address), admin, decoder)
+    if risk_limits is not None:
+        send(core.functions.setRiskLimits(risk_limits), admin, decoder)
+        send(core.functions.setRiskKeeper(risk_keeper or admin), admin, decoder)
 
     asset_rows = []
     for i, a in enumerate(assets, start=1):

@@ -140,10 +140,16 @@ def test_stale_feed_is_reported_not_reverted(
     state = reader.read([(accounts[1], 0)], block)
     table = reader.last_markets
     assert table is not None
+    # Stale prices are graded, not zeroed: the latest answers, flagged not OK.
     assert table.market_price_ok == [False, True, False]
-    assert list(state.market_price) == [0, 61_000 * 10**18, 0]
+    assert list(state.market_price) == [2_000 * 10**18, 61_000 * 10**18, 150 * 10**18]
     assert table.asset_price_ok == [False, True]
-    assert list(state.asset_price) == [0, 61_000 * 10**18]
+    assert list(state.asset_price) == [2_000 * 10**18, 61_000 * 10**18]
+    assert state.market_price_ok is not None and state.market_price_ok.tolist() == [
+        False,
+        True,
+        False,
+    ]
     assert state.cash[0] == 10 * 10**18
 
 

@@ -41,7 +41,10 @@ def test_price_normalizes_any_decimals_up_to_18(dep, admin, decimals):
 def test_set_feed_stores_feed_and_emits(dep, admin):
     feed = deploy(dep.w3, "MockFeed", admin, 6, 5 * 10**6)
     rcpt = dep.send(dep.oracle.functions.setFeed(8, feed.address, 60, MIN_WAD, MAX_WAD), admin)
-    assert tuple(dep.oracle.functions.feeds(8).call()) == (feed.address, 60, 6, MIN_WAD, MAX_WAD)
+    # The jump breaker starts off (jumpWad, confirmRounds, holdSeconds all 0).
+    assert tuple(dep.oracle.functions.feeds(8).call()) == (
+        feed.address, 60, 6, MIN_WAD, MAX_WAD, 0, 0, 0
+    )
     ev = dep.oracle.events.FeedSet().process_receipt(rcpt)[0]["args"]
     assert (ev["feedId"], ev["aggregator"], ev["decimals"], ev["heartbeat"]) == (
         8,
@@ -67,7 +70,9 @@ def test_price_rejects_answer_older_than_heartbeat(dep, admin):
     dep.send(dep.feeds[1].functions.updateRoundData(5, answer(2000), old, old), admin)
     with reverts("StalePrice", feedId=1, updatedAt=old, heartbeat=HEARTBEAT):
         call(dep, dep.oracle.functions.price(1))
-    assert dep.oracle.functions.tryPrice(1).call() == [False, 0]
+    # Graded, not reverted: the latest answer with status 2 (stale).
+    assert dep.oracle.functions.tryPrice(1).call() == [False, 2000 * WAD]
+    assert dep.oracle.functions.priceInfo(1).call() == [2000 * WAD, 2]
 
 
 @pytest.mark.parametrize("age,fresh", [(HEARTBEAT, True), (HEARTBEAT + 1, False)])
@@ -167,20 +172,24 @@ def test_set_admin_hands_over_the_role(dep, admin, outsider):
 # ------------------------------------------------------------------ the core on a bad price
 
 
-def test_trade_rejects_stale_price(dep, admin, alice):
+def test_stale_market_is_reduce_only(dep, admin, alice):
     deposit(dep, alice, 0, 0, usdc(10_000))
+    trade(dep, alice, 0, ETH, wad(2))
     now = dep.w3.eth.get_block("latest")["timestamp"]
     old = now - 2 * HEARTBEAT
     dep.send(dep.feeds[1].functions.updateRoundData(7, answer(2000), old, old), admin)
-    with reverts("StalePrice", feedId=1, updatedAt=old, heartbeat=HEARTBEAT):
+    with reverts("MarketReduceOnly", marketId=ETH, status=2):
         trade(dep, alice, 0, ETH, wad(1))
-    trade(dep, alice, 0, BTC, wad("0.01"))  # other feeds are unaffected
+    trade(dep, alice, 0, ETH, -wad(1))  # reducing is allowed at the stale answer
+    assert dep.core.functions.getPosition(alice, 0, ETH).call()[0] == wad(1)
+    deposit(dep, alice, 1, 0, usdc(10_000))
+    trade(dep, alice, 1, BTC, wad("0.01"))  # other markets are unaffected (separate account)
 
 
-def test_trade_rejects_price_after_time_warp(dep, w3, alice):
+def test_trade_after_time_warp_is_reduce_only(dep, w3, alice):
     deposit(dep, alice, 0, 0, usdc(10_000))
     warp(w3, HEARTBEAT + 10)
-    with reverts("StalePrice", feedId=1):
+    with reverts("MarketReduceOnly", marketId=ETH, status=2):
         trade(dep, alice, 0, ETH, wad(1))
 
 
@@ -206,7 +215,7 @@ def test_withdraw_with_position_rejects_stale_price(dep, w3, alice):
     deposit(dep, alice, 0, 0, usdc(10_000))
     trade(dep, alice, 0, ETH, wad(1))
     warp(w3, HEARTBEAT + 1)
-    with reverts("StalePrice", feedId=1):
+    with reverts("PriceNotTrusted", feedId=1, status=2):
         dep.send(dep.core.functions.withdraw(0, 0, usdc(1)), alice)
 
 
@@ -220,18 +229,19 @@ def test_withdraw_without_positions_needs_no_price(dep, w3, alice):
     assert dep.token(WETH).functions.balanceOf(alice).call() == wad(1)
 
 
-def test_account_views_reject_stale_collateral_price(dep, admin, alice):
+def test_account_views_value_stale_collateral_but_hold_liquidation(dep, admin, alice):
     deposit(dep, alice, 0, WETH, wad(1))
     now = dep.w3.eth.get_block("latest")["timestamp"]
     old = now - HEARTBEAT - 100
     dep.send(dep.feeds[1].functions.updateRoundData(9, answer(2000), old, old), admin)
-    with reverts("StalePrice", feedId=1, updatedAt=old):
-        call(dep, dep.core.functions.accountMargin(alice, 0))
+    equity, im, mm = dep.core.functions.accountMargin(alice, 0).call()
+    assert equity > 0 and im == mm == 0  # valued at the latest answer
+    assert dep.core.functions.isLiquidatable(alice, 0).call() is False
 
 
 def test_liquidate_rejects_stale_price(dep, w3, alice, keeper):
     deposit(dep, alice, 0, 0, usdc(1000))
     trade(dep, alice, 0, ETH, wad(4))
     warp(w3, HEARTBEAT + 1)
-    with reverts("StalePrice", feedId=1):
+    with reverts("PriceNotTrusted", feedId=1, status=2):
         dep.send(dep.core.functions.liquidate(alice, 0), keeper)
