@@ -93,7 +93,7 @@ def log(logger: logging.Logger, level: int, msg: str, **fields: Any) -> None:
 
 
 class KeeperMetrics:
-    """The liquidation keeper's Prometheus metrics, in their own registry."""
+    """The keepers' Prometheus metrics, in their own registry (each keeper sets its own)."""
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
@@ -113,6 +113,9 @@ class KeeperMetrics:
         self.gas_spent = Counter("plimsoll_gas_spent_wei", "Fees paid by the keeper", registry=r)
         self.balance = Gauge("plimsoll_keeper_balance_wei", "Keeper's native balance", registry=r)
         self.rpc_errors = Counter("plimsoll_rpc_errors", "RPC failures", registry=r)
+        self.margin_calls = Gauge("plimsoll_accounts_margin_call", "MM <= equity < IM", registry=r)
+        self.notices = Counter("plimsoll_margin_call_notices", "Notices emitted", registry=r)
+        self.vol_updates = Counter("plimsoll_vol_scalar_updates", "Scalars posted", registry=r)
         self.block_seconds = Histogram(
             "plimsoll_block_processing_seconds", "Sync + margin + send per block", registry=r
         )

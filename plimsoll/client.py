@@ -265,6 +265,10 @@ class PlimsollClient:
     def pool_withdraw(self, amount: TokenAmount) -> TxReceipt:
         return self._send(self.pool.functions.withdraw(amount, self.address, self.address))
 
+    def set_vol_scalar(self, market: int | str, scalar: Wad) -> TxReceipt:
+        """Post a market's volatility scalar [wad] (the risk keeper or the admin)."""
+        return self._send(self.core.functions.setVolScalar(self.market_id(market), int(scalar)))
+
     # ------------------------------------------------------------------ reads
 
     def account(self, owner: str, sub: int = 0, block: int | str = "latest") -> AccountStatus:
