@@ -45,3 +45,11 @@ class ContractRevert(PlimsollError):
         self.data = data
         shown = ", ".join(f"{k}={v}" for k, v in args.items())
         super().__init__(f"{name}({shown})")
+
+
+class RiskInputError(PlimsollError, ValueError):
+    """A risk-library input is outside its domain.
+
+    Thrown when, e.g., a volatility is negative, a strike or spot is not positive, a time to
+    expiry is negative, a confidence level is outside (0, 1), or an input is not finite.
+    """
