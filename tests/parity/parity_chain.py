@@ -214,6 +214,7 @@ def read_state(
     acfg = r.read([(core, "assetConfig", (a,)) for a in range(1, na + 1)])
     mprice = r.read([(oracle, "price", (c[0],)) for c in mcfg])
     aprice = r.read([(oracle, "price", (c[3],)) for c in acfg])
+    scalars = r.read([(core, "volScalars", (m,)) for m in range(nm)])
 
     calls: list[tuple[Contract, str, tuple[Any, ...]]] = []
     for o, s in accounts:
@@ -255,6 +256,8 @@ def read_state(
         short_oi=_obj([s[1] for s in mst], (nm,)),
         funding_index=_obj([s[2] for s in mst], (nm,)),
         last_funding_time=_obj([s[3] for s in mst], (nm,)),
+        im_scalar=_obj([v[0] for v in scalars], (nm,)),
+        mm_scalar=_obj([v[1] for v in scalars], (nm,)),
     )
 
 

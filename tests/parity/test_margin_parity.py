@@ -5,7 +5,8 @@ and WBTC (some without cash, so fees and realized losses leave cash negative), r
 short positions in the three markets (SOL-PERP reconfigured with a steep size slope so that
 large positions hit the 100% IM-rate cap; strong funding in every market), two rounds of
 trades with price moves and multi-day time warps in between (feeds re-posted after each warp),
-and a final warp that leaves funding pending in every market. The MarginState is read from the
+volatility scalars (two rising with MM mid-ramp, one falling), and a final warp that leaves
+funding pending in every market. The MarginState is read from the
 contract's views at one pinned block; every account's equity, IM, MM and liquidatable flag must
 equal ``accountMargin`` / ``isLiquidatable`` at that block, and every market's funding index
 ``fundingIndex``: 0 mismatches.
@@ -19,8 +20,10 @@ import time
 from parity_chain import (
     Rpc,
     Sender,
+    Tx,
     answer,
     configure_markets,
+    encode,
     fund_owners,
     post_prices,
     random_deposits,
@@ -86,6 +89,13 @@ def test_margin_parity(dep: Deployment, node: LocalNode, w3: Web3) -> None:
     warp(rpc, 2 * DAY + rng.randint(0, 3600))
     prices = {m: p * rng.uniform(0.85, 1.15) for m, p in prices.items()}
     post_prices(dep, sender, {m + 1: answer(p, rng) for m, p in prices.items()})
+    # Volatility scalars: ETH and SOL rise (MM still ramping when read), BTC falls at once.
+    sender.send(
+        [
+            Tx(dep.admin, dep.core.address, encode(dep.core, "setVolScalar", m, scalar))
+            for m, scalar in ((0, WAD * 3 // 2), (1, WAD * 7 // 10), (2, WAD * 13 // 10))
+        ]
+    )
     warp(rpc, rng.randint(60, 3000))
     block = w3.eth.block_number
     t_fill = time.monotonic() - t0
@@ -147,6 +157,9 @@ def test_margin_parity(dep: Deployment, node: LocalNode, w3: Web3) -> None:
     assert stats["negative_cash"] >= 50 and stats["with_weth"] >= 200 and stats["with_wbtc"] >= 200
     assert stats["longs"] >= 300 and stats["shorts"] >= 300 and stats["sol_capped"] >= 1
     assert stats["pending_funding_markets"] == 3 and stats["stale_entry_index"] >= 300
+    assert state.mm_scalar is not None and state.im_scalar is not None
+    assert WAD < int(state.mm_scalar[0]) < int(state.im_scalar[0]) == WAD * 3 // 2  # mid-ramp
+    assert int(state.mm_scalar[1]) == int(state.im_scalar[1]) == WAD * 7 // 10
 
     # The ranking lists exactly the liquidatable accounts, worst (equity - mm) / mm first.
     ranked = shortfall_ranking(result)
