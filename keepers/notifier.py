@@ -56,6 +56,7 @@ class NotifierConfig:
     port: int | None = None
     poll_interval: float = 0.2
     health_max_age: float = 30.0
+    max_catch_up: int = 32  # [blocks] most blocks processed per loop when behind
     stop_after_seconds: float | None = None
 
 
@@ -126,8 +127,15 @@ class MarginCallNotifier:
             try:
                 head = self.w3.eth.block_number
                 self.metrics.head_block.set(head)
-                if head != self.last_block:
-                    self.on_block(head)
+                # Every block, none skipped when the loop falls behind (up to max_catch_up):
+                # an account may pass through the zone in a single block.
+                first = (
+                    head
+                    if self.last_block < 0
+                    else max(self.last_block + 1, head - self.cfg.max_catch_up)
+                )
+                for b in range(first, head + 1):
+                    self.on_block(b)
                 backoff = 0.5
                 stop.wait(self.cfg.poll_interval)
             except Exception as e:  # noqa: BLE001 - a keeper logs and carries on

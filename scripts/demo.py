@@ -42,6 +42,7 @@ from plimsoll.deploy import DEFAULT_PRICES, Deployment, deploy_local
 from plimsoll.errors import PlimsollError
 from plimsoll.keys import write_keystore
 from plimsoll.margin import compute_margin
+from plimsoll.margin_call import in_margin_call
 from plimsoll.sync import StateReader
 from plimsoll.units import WAD, token_units, wad
 
@@ -153,6 +154,51 @@ def start_keeper(
     raise PlimsollError("keeper did not become healthy within 60 s")
 
 
+def start_notifier(workdir: Path, rpc: str) -> tuple[subprocess.Popen[str], Path]:
+    """The margin-call notifier as its own process, notices appended to a JSON-lines file."""
+    out = workdir / "margin_calls.jsonl"
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "keepers.notifier",
+        "--rpc",
+        rpc,
+        "--deployment",
+        str(workdir / "deployment.json"),
+        "--db",
+        str(workdir / "notifier.sqlite"),
+        "--episodes",
+        str(workdir / "episodes.json"),
+        "--out",
+        str(out),
+        "--port",
+        str(port),
+        "--poll-interval",
+        "0.05",
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PlimsollError(
+                f"notifier exited early: {proc.stderr.read() if proc.stderr else ''}"
+            )
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                if json.loads(r.read())["last_block"] >= 0:
+                    return proc, out
+        except OSError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise PlimsollError("notifier did not become healthy within 60 s")
+
+
 def wait_block(w3: Web3, after: int, timeout: float = 10.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -164,15 +210,21 @@ def wait_block(w3: Web3, after: int, timeout: float = 10.0) -> int:
 
 
 def measure(
-    dep: Deployment, accounts: list[tuple[str, int]], start: int, end: int
+    dep: Deployment,
+    accounts: list[tuple[str, int]],
+    start: int,
+    end: int,
+    notices: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Liquidatable sets block by block (mirror over historical state) and liquidation events."""
+    """Liquidatable and margin-call sets block by block (mirror over historical state),
+    liquidation events, and how the margin-call ``notices`` match the zone's episodes."""
     reader = StateReader(dep.w3, dep.core.address, dep.contracts["PlimsollLens"].address)
     liq_by_block: dict[int, np.ndarray] = {}
+    zone_by_block: dict[int, np.ndarray] = {}
     for b in range(start, end + 1):
-        liq_by_block[b] = np.asarray(
-            compute_margin(reader.read(accounts, b)).liquidatable, dtype=bool
-        )
+        result = compute_margin(reader.read(accounts, b))
+        liq_by_block[b] = np.asarray(result.liquidatable, dtype=bool)
+        zone_by_block[b] = in_margin_call(result)
     idx = {(o.lower(), s): i for i, (o, s) in enumerate(accounts)}
     liq_blocks: dict[int, list[int]] = {}
     bad_debt = 0
@@ -199,7 +251,33 @@ def measure(
             prev = now
     missed = int(liq_by_block[end].sum())
     lags.sort()
+    # Margin-call episodes (entries into MM <= equity < IM) and the notices that cover them.
+    by_account: dict[int, list[int]] = {}
+    for n in notices or []:
+        i = idx.get((str(n["owner"]).lower(), int(n["subaccount"])))
+        if i is not None:
+            by_account.setdefault(i, []).append(int(n["block"]))
+    episodes = unnotified = 0
+    matched = 0
+    for i in range(len(accounts)):
+        b = start
+        while b <= end:
+            if zone_by_block[b][i]:
+                e = b
+                while e + 1 <= end and zone_by_block[e + 1][i]:
+                    e += 1
+                episodes += 1
+                hits = [x for x in by_account.get(i, []) if b <= x <= e]
+                matched += len(hits)
+                unnotified += not hits
+                b = e + 1
+            else:
+                b += 1
     return {
+        "margin_call_episodes": episodes,
+        "margin_call_notices": len(notices or []),
+        "margin_call_unnotified": unnotified,
+        "margin_call_notices_outside_episodes": len(notices or []) - matched,
         "liquidatable_seen": len(seen),
         "liquidated": len(liq_blocks),
         "liquidation_txs": sum(len(v) for v in liq_blocks.values()),
@@ -225,6 +303,7 @@ def run(n_traders: int, crash: float, blocks: int, seed: int) -> dict[str, Any]:
         opened = sum(1 for o, s in accounts if dep.core.functions.getAccount(o, s).call()[2] != 0)
         print(f"{opened}/{len(accounts)} accounts opened positions in {time.monotonic() - t0:.1f}s")
         keeper, port, keeper_addr = start_keeper(dep, Path(tmp), node_url)
+        notifier, notices_file = start_notifier(Path(tmp), node_url)
         try:
             _rpc(w3, "evm_setAutomine", [False])
             _rpc(w3, "evm_setIntervalMining", [1])
@@ -247,16 +326,22 @@ def run(n_traders: int, crash: float, blocks: int, seed: int) -> dict[str, Any]:
         finally:
             keeper.send_signal(signal.SIGTERM)
             out, err = keeper.communicate(timeout=60)
+            notifier.send_signal(signal.SIGTERM)
+            _, notifier_err = notifier.communicate(timeout=60)
         _rpc(w3, "evm_setIntervalMining", [0])
         _rpc(w3, "evm_setAutomine", [True])
         keeper_summary = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
-        result = measure(dep, accounts, start, end)
+        notices = [json.loads(x) for x in notices_file.read_text().splitlines() if x.strip()]
+        # Notices before the crash window (set-up blocks) are outside the measured range.
+        notices = [n for n in notices if start <= int(n["block"]) <= end]
+        result = measure(dep, accounts, start, end, notices)
         summary = {
             "accounts": len(accounts),
             "positions_opened": opened,
             **result,
             "keeper": keeper_summary,
             "keeper_exit_code": keeper.returncode,
+            "notifier_exit_code": notifier.returncode,
             "keeper_metrics_ok": "plimsoll_liquidations_succeeded_total" in metrics_text,
             "insurance_fund": dep.core.functions.insuranceFund().call() / WAD,
             "keeper_address": keeper_addr,
@@ -266,6 +351,8 @@ def run(n_traders: int, crash: float, blocks: int, seed: int) -> dict[str, Any]:
         }
         if keeper.returncode != 0:
             print(err[-2000:], file=sys.stderr)
+        if notifier.returncode != 0:
+            print(notifier_err[-2000:], file=sys.stderr)
     return summary
 
 

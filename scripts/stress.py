@@ -100,7 +100,7 @@ def flash_wick_run(n: int, seed: int, breakers: bool, stays: bool) -> dict[str, 
     with LocalNode(accounts=n + 3) as w3:
         dep = deploy_local(w3, breaker=BreakerSpec() if breakers else None)
         traders = open_longs(dep, n, rng)
-        keeper = str(w3.eth.accounts[1])
+        keeper = str(list(w3.eth.accounts)[1])
         path = [P0 * 0.6, P0 * 0.6] + ([P0 * 0.6] * 6 if stays else [P0] * 6)
         liquidated: dict[str, int] = {}
         held_blocks = 0
