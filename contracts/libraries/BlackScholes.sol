@@ -11,7 +11,7 @@ import {FixedPointMathLib as FPML} from "solady/utils/FixedPointMathLib.sol";
 ///          call = S N(d1) - K e^{-rT} N(d2),   put = K e^{-rT} N(-d2) - S N(-d1),
 ///          d1 = (ln(S/K) + r T) / (sigma sqrt T) + sigma sqrt T / 2,   d2 = d1 - sigma sqrt T,
 ///      with T = tau / 365 days. N(x) and N(-x) come from one evaluation and add up to exactly
-///      WAD, so put-call parity holds to within 2 wei before the clamp at zero.
+///      WAD, so put-call parity holds to within 1 wei before the clamp at zero.
 ///      Accuracy (tests/risk_onchain/test_bs_accuracy.py, S/K 0.5-2, tau 1 day-2 years, vol
 ///      10%-300%, rate 0-10%, 3,024 options, plain and fast path alike): max |price - exact| =
 ///      5.7e-18 x spot against a 70-digit evaluation of the formula on the same integer inputs
@@ -19,9 +19,10 @@ import {FixedPointMathLib as FPML} from "solady/utils/FixedPointMathLib.sol";
 ///      requirement names, 4.8e-16 x spot, which is float64's own noise. Asserted: 1e-6 x spot
 ///      vs float64 and 1e-16 x spot + 2 wei vs exact.
 ///      Gas (bench/bs_gas.py -> bench/results/bs_gas.json, library code only, 160 options):
-///      cdf 135-987 (median 908); price 2,821-5,049 (median 4,443); prepare 1,460-1,988;
-///      priceAtLn 734-2,434 (median 1,848) and priceAt 1,369-3,069 per call/put pair; a
-///      9 x 3 scenario grid all in (prepare, ln of spot and shocks, loop) 1,856-3,473 per scenario.
+///      cdf 137-1,026 (median 1,012); price 2,836-5,127 (median 4,542); prepare 1,460-1,988;
+///      priceAtLn 749-2,512 (median 1,932) and priceAt 1,384-3,147 per call/put pair; a
+///      9 x 3 scenario grid all in (prepare, ln of spot and shocks, loop) 1,855-3,560 per scenario
+///      (median 3,019).
 library BlackScholes {
     /// @notice Inputs to the per-scenario formula that depend only on the option, not on the
     ///         scenario's spot and vol.
@@ -120,8 +121,8 @@ library BlackScholes {
     ///      and each range boundary +-2 wei (40,043 points; tests/risk_onchain/test_bs_cdf.py
     ///      asserts <= MAX_CDF_ERROR = 5 wei). Rounding: not directed (truncations inside; the
     ///      result is within the bound either way). cdf(x) + cdf(-x) == WAD exactly. Monotone up
-    ///      to the error bound, not to the wei. Gas: 389 for |x| <= 0.66, 967-987 up to
-    ///      sqrt(32) (expWad is ~half of it), ~900 up to 9, ~150 beyond.
+    ///      to the error bound, not to the wei. Gas: 427-446 for |x| <= 0.66, 1,001-1,026 up to 9
+    ///      (expWad is about half of it), ~140 beyond.
     /// @param xWad x [wad]; any int256.
     /// @return N(x) [wad], in [0, WAD].
     function cdf(int256 xWad) internal pure returns (uint256) {
@@ -136,33 +137,28 @@ library BlackScholes {
     /// @dev The tail (the smaller of the two) is computed directly, not as 1 - N, so it keeps
     ///      its accuracy far out: |error| <= MAX_CDF_ERROR on both.
     function cdfPair(int256 x) internal pure returns (uint256 p, uint256 q) {
-        uint256 y; // |x| [wad]; type(int256).min maps to 2^255, above CUTOFF
-        /// @solidity memory-safe-assembly
-        assembly {
-            y := x
-            if slt(x, 0) { y := sub(0, x) }
+        uint256 y; // |x| [wad]
+        // Negation wraps only for type(int256).min, which maps to 2^255, above CUTOFF.
+        unchecked {
+            y = x < 0 ? uint256(-x) : uint256(x);
         }
         if (y >= CUTOFF) return x < 0 ? (uint256(0), WAD) : (WAD, uint256(0));
 
         if (y <= THRESHOLD) {
-            uint256 t; // |N(x) - 1/2| [wad]
-            /// @solidity memory-safe-assembly
-            assembly {
-                // No overflow: y <= 0.67e18, z <= 0.44e18, every partial sum stays below 5e22
-                // and every product below 3e40. Divisions by non-zero constants / den >= B4.
-                let z := div(mul(y, y), WAD)
-                let num := div(mul(A5, z), WAD)
-                let den := z
-                num := div(mul(add(num, A1), z), WAD)
-                den := div(mul(add(den, B1), z), WAD)
-                num := div(mul(add(num, A2), z), WAD)
-                den := div(mul(add(den, B2), z), WAD)
-                num := div(mul(add(num, A3), z), WAD)
-                den := div(mul(add(den, B3), z), WAD)
-                t := div(mul(y, add(num, A4)), add(den, B4))
-            }
-            // t <= 0.25e18 < HALF, so neither side underflows.
+            // Horner in z = x^2 [wad], each step rounded down.
+            // No overflow: y <= 0.67e18 and z <= 0.44e18, every partial sum stays below 5e22 and
+            // every product below 3e40; t <= 0.25e18 < WAD / 2, so neither side underflows.
             unchecked {
+                uint256 z = (y * y) / WAD;
+                uint256 num = (A5 * z) / WAD;
+                uint256 den = z;
+                num = ((num + A1) * z) / WAD;
+                den = ((den + B1) * z) / WAD;
+                num = ((num + A2) * z) / WAD;
+                den = ((den + B2) * z) / WAD;
+                num = ((num + A3) * z) / WAD;
+                den = ((den + B3) * z) / WAD;
+                uint256 t = (y * (num + A4)) / (den + B4); // |N(x) - 1/2| [wad]
                 p = x < 0 ? WAD / 2 - t : WAD / 2 + t;
                 return (p, WAD - p);
             }
@@ -170,52 +166,49 @@ library BlackScholes {
 
         uint256 r; // e^{x^2/2} N(-|x|) [wad]
         if (y <= ROOT32) {
-            /// @solidity memory-safe-assembly
-            assembly {
-                // No overflow: y <= 5.66e18; num, den <= 2e24 before each step, products < 2e43.
-                let num := div(mul(C9, y), WAD)
-                let den := y
-                num := div(mul(add(num, C1), y), WAD)
-                den := div(mul(add(den, D1), y), WAD)
-                num := div(mul(add(num, C2), y), WAD)
-                den := div(mul(add(den, D2), y), WAD)
-                num := div(mul(add(num, C3), y), WAD)
-                den := div(mul(add(den, D3), y), WAD)
-                num := div(mul(add(num, C4), y), WAD)
-                den := div(mul(add(den, D4), y), WAD)
-                num := div(mul(add(num, C5), y), WAD)
-                den := div(mul(add(den, D5), y), WAD)
-                num := div(mul(add(num, C6), y), WAD)
-                den := div(mul(add(den, D6), y), WAD)
-                num := div(mul(add(num, C7), y), WAD)
-                den := div(mul(add(den, D7), y), WAD)
-                r := div(mul(add(num, C8), WAD), add(den, D8))
+            // No overflow: y <= 5.66e18; num and den stay below 2e24, products below 2e43.
+            unchecked {
+                uint256 num = (C9 * y) / WAD;
+                uint256 den = y;
+                num = ((num + C1) * y) / WAD;
+                den = ((den + D1) * y) / WAD;
+                num = ((num + C2) * y) / WAD;
+                den = ((den + D2) * y) / WAD;
+                num = ((num + C3) * y) / WAD;
+                den = ((den + D3) * y) / WAD;
+                num = ((num + C4) * y) / WAD;
+                den = ((den + D4) * y) / WAD;
+                num = ((num + C5) * y) / WAD;
+                den = ((den + D5) * y) / WAD;
+                num = ((num + C6) * y) / WAD;
+                den = ((den + D6) * y) / WAD;
+                num = ((num + C7) * y) / WAD;
+                den = ((den + D7) * y) / WAD;
+                r = ((num + C8) * WAD) / (den + D8);
             }
         } else {
-            /// @solidity memory-safe-assembly
-            assembly {
-                // No overflow: 5.6e18 < y < 9e18, so w = 1/x^2 is in (0.012e18, 0.032e18) and
-                // every partial sum is below 2e18. R(w) < 0.013e18 < SQRPI, so no underflow.
-                let w := div(1000000000000000000000000000000000000000000000000000000, mul(y, y))
-                let num := div(mul(P6, w), WAD)
-                let den := w
-                num := div(mul(add(num, P1), w), WAD)
-                den := div(mul(add(den, Q1), w), WAD)
-                num := div(mul(add(num, P2), w), WAD)
-                den := div(mul(add(den, Q2), w), WAD)
-                num := div(mul(add(num, P3), w), WAD)
-                den := div(mul(add(den, Q3), w), WAD)
-                num := div(mul(add(num, P4), w), WAD)
-                den := div(mul(add(den, Q4), w), WAD)
-                r := div(mul(w, add(num, P5)), add(den, Q5))
-                r := div(mul(sub(SQRPI, r), WAD), y)
+            // No overflow: 5.6e18 < y < 9e18, so w = 1/x^2 is in (0.012e18, 0.032e18) and every
+            // partial sum is below 2e18; R(w) < 0.013e18 < SQRPI, so the subtraction is safe.
+            unchecked {
+                uint256 w = 1e54 / (y * y);
+                uint256 num = (P6 * w) / WAD;
+                uint256 den = w;
+                num = ((num + P1) * w) / WAD;
+                den = ((den + Q1) * w) / WAD;
+                num = ((num + P2) * w) / WAD;
+                den = ((den + Q2) * w) / WAD;
+                num = ((num + P3) * w) / WAD;
+                den = ((den + Q3) * w) / WAD;
+                num = ((num + P4) * w) / WAD;
+                den = ((den + Q4) * w) / WAD;
+                r = (w * (num + P5)) / (den + Q5);
+                r = ((SQRPI - r) * WAD) / y;
             }
         }
-        uint256 tail; // N(-|x|) [wad]
+        // y < 9e18: y^2 / 2 < 4.1e37 fits, e^{-y^2/2} r < 1e36, and the tail is at most
+        // N(-0.66) < 0.26e18 < WAD.
         unchecked {
-            // y < 9e18: y^2 / 2 < 4.1e37 fits, and e^{-y^2/2} * r < 1e36.
-            tail = uint256(FPML.expWad(-int256((y * y) / (2 * WAD)))) * r / WAD;
-            // tail <= N(-0.66) < 0.26e18 < WAD.
+            uint256 tail = (uint256(FPML.expWad(-int256((y * y) / (2 * WAD)))) * r) / WAD; // N(-|x|)
             return x < 0 ? (tail, WAD - tail) : (WAD - tail, tail);
         }
     }
@@ -225,8 +218,8 @@ library BlackScholes {
     /// @notice Call and put prices [wad USD] of one European option.
     /// @dev `prepare` + `priceAt`. Intrinsic value max(S - K e^{-rT}, 0) / max(K e^{-rT} - S, 0)
     ///      when tau == 0 or vol == 0 (or sigma sqrt T < 1 wei). Both prices >= 0, call <= S,
-    ///      put <= K e^{-rT}; call - put = S - K e^{-rT} within 2 wei unless a price was clamped
-    ///      at zero. Each product is rounded down. 2,821-5,049 gas (median 4,443).
+    ///      put <= K e^{-rT}; call - put = S - K e^{-rT} within 1 wei unless a price was clamped
+    ///      at zero. Each product is rounded down. 2,836-5,127 gas (median 4,542).
     /// @param spot S [wad USD], in (0, MAX_PRICE].
     /// @param strike K [wad USD], in (0, MAX_PRICE].
     /// @param vol sigma [wad, annualized], <= MAX_VOL.
@@ -258,7 +251,7 @@ library BlackScholes {
     }
 
     /// @notice Call and put [wad USD] at one (spot, vol) scenario of a prepared option.
-    /// @dev `priceAtLn` with ln(spot) = lnWad(spot) (~640 gas more: median 2,483, max 3,069).
+    /// @dev `priceAtLn` with ln(spot) = lnWad(spot) (~640 gas more: median 2,567, max 3,147).
     function priceAt(Prepared memory p, uint256 spot, uint256 vol)
         internal
         pure
@@ -274,7 +267,7 @@ library BlackScholes {
     ///      scenario. An error e in lnSpot moves the prices by O(e^2) only (S n(d1) = K e^{-rT}
     ///      n(d2): the first-order terms cancel), so a few wei of rounding there do not matter;
     ///      lnSpot is not checked against spot beyond its range. Per scenario: one division,
-    ///      two CDF evaluations, four products: 734-2,434 gas (median 1,848) for the pair.
+    ///      two CDF evaluations, four products: 749-2,512 gas (median 1,932) for the pair.
     /// @param spot S [wad USD], in (0, MAX_PRICE].
     /// @param lnSpot ln S [wad], within a few wei of lnWad(spot).
     /// @param vol sigma [wad, annualized], <= MAX_VOL.
