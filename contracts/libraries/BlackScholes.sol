@@ -26,10 +26,12 @@ import {FixedPointMathLib as FPML} from "solady/utils/FixedPointMathLib.sol";
 library BlackScholes {
     /// @notice Inputs to the per-scenario formula that depend only on the option, not on the
     ///         scenario's spot and vol.
+    /// @dev Build it with `prepare` only: `priceAt`/`priceAtLn` rely on the bounds `prepare`
+    ///      enforces (strike, tau, rate) for their unchecked arithmetic and do not re-check them.
     struct Prepared {
         uint256 strike; // K [wad]
         uint256 discountedStrike; // K e^{-r T} [wad], rounded down
-        int256 lnStrike; // ln K [wad] (solady lnWad, |error| <= 1 wei)
+        int256 lnStrike; // ln K [wad] (solady lnWad; measured |error| <= 1.06 wei)
         int256 rateTau; // r T [wad], rounded toward zero
         uint256 sqrtTau; // sqrt(T) [wad], rounded down; 0 iff tau == 0
     }
