@@ -156,7 +156,15 @@ def _load(data: dict[str, Any]) -> dict[str, Artifact]:
 
 ABI_DIR = Path(__file__).resolve().parent / "abi"
 #: The ABIs shipped with the package, so that the SDK and keepers need no compiler.
-SHIPPED = ("Plimsoll", "LiquidityPool", "OracleRouter", "MockERC20", "MockFeed", "PlimsollLens")
+SHIPPED = (
+    "Plimsoll",
+    "LiquidityPool",
+    "OracleRouter",
+    "MockERC20",
+    "MockFeed",
+    "PlimsollLens",
+    "OptionsMarket",
+)
 
 
 def export_abis(arts: dict[str, Artifact]) -> list[Path]:

@@ -280,7 +280,7 @@ class PlimsollClient:
         try:
             equity, im, mm = c.accountMargin(owner, sub).call(block_identifier=block)
             liq = c.isLiquidatable(owner, sub).call(block_identifier=block)
-            cash, asset_mask, market_mask, iso = c.getAccount(owner, sub).call(
+            cash, asset_mask, market_mask, iso, _flags = c.getAccount(owner, sub).call(
                 block_identifier=block
             )
             collateral: dict[str, TokenAmount] = {}

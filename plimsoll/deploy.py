@@ -150,6 +150,40 @@ DEFAULT_PRICES: dict[int, float | int] = {1: 2000, 2: 60000, 3: 150}
 DEFAULT_RISK_LIMITS = (wad("0.5"), wad(4), wad("0.5"), 60, 3600)
 
 
+#: Implied-vol feeds (oracle router ids, answers as fractions) per market id, and their levels.
+IV_FEEDS: dict[int, tuple[int, float]] = {0: (11, 0.8), 1: (12, 0.7), 2: (13, 1.0)}
+
+#: ``IOptions.OptionsConfig`` without the vol feed: enabled, spread 1% of the mark, at least
+#: 0.05% of spot per unit; standard short rate max(0.25 - OTM, 0.125), MM = 0.7 x IM; long
+#: options count at 80% of their mark. Standard margin sees no hedges, so it is set
+#: conservatively per position; portfolio margin is the capital-efficient mode.
+DEFAULT_OPTIONS = (
+    True,
+    wad("0.01"),
+    wad("0.0005"),
+    wad("0.25"),
+    wad("0.125"),
+    wad("0.7"),
+    wad("0.8"),
+)
+
+#: ``IOptions.PortfolioConfig``: spot +-18% in 9 points; vol x (1 +- 0.3 x scale), scale =
+#: min((30 d / T)^0.5, 2); vol floor 5%; contingencies 0.5% of perp notional and 1% of spot per
+#: net short option; IM = 1.15 x MM.
+DEFAULT_PORTFOLIO = (
+    wad("0.18"),
+    9,
+    wad("0.3"),
+    wad("0.3"),
+    wad("0.5"),
+    wad(2),
+    wad("0.05"),
+    wad("0.005"),
+    wad("0.01"),
+    wad("1.15"),
+)
+
+
 @dataclass(frozen=True)
 class BreakerSpec:
     """A feed's jump breaker (``OracleRouter.setBreaker``): a round-to-round move above
@@ -181,12 +215,14 @@ def deploy_local(
     breaker: BreakerSpec | None = None,
     risk_limits: tuple[int, int, int, int, int] | None = DEFAULT_RISK_LIMITS,
     risk_keeper: str | None = None,
+    options: bool = True,
 ) -> Deployment:
     """Deploy mocks and the whole protocol on a local chain; ``admin`` must be unlocked.
 
     ``breaker`` turns on every feed's jump breaker (off by default: tests move prices in
     big steps); ``risk_limits`` / ``risk_keeper`` (default: the admin) enable volatility
-    scalars.
+    scalars; ``options`` deploys the options market (implied-vol feeds, options on every
+    market, portfolio margin).
     """
     arts = compile_contracts()
     admin = admin or w3.eth.accounts[0]
@@ -255,6 +291,25 @@ def deploy_local(
     for m_id, m in enumerate(markets):
         send(core.functions.listMarket(m.as_tuple()), admin, decoder)
         market_rows.append({"id": m_id, "name": m.name, "feed_id": m.feed_id})
+
+    if options:
+        opts = _deploy(w3, arts["OptionsMarket"], admin, core.address)
+        contracts["OptionsMarket"] = opts
+        send(core.functions.setOptions(opts.address), admin, decoder)
+        for m_id in range(len(markets)):
+            if m_id not in IV_FEEDS:
+                continue
+            iv_feed, iv = IV_FEEDS[m_id]
+            feeds[iv_feed] = _deploy(w3, arts["MockFeed"], admin, FEED_DECIMALS, int(iv * 10**8))
+            send(
+                router.functions.setFeed(
+                    iv_feed, feeds[iv_feed].address, HEARTBEAT, WAD // 100, 10 * WAD
+                ),
+                admin,
+                decoder,
+            )
+            send(opts.functions.configure(m_id, (iv_feed, *DEFAULT_OPTIONS)), admin, decoder)
+        send(opts.functions.configurePortfolio(DEFAULT_PORTFOLIO), admin, decoder)
 
     usdc = contracts["USDC"]
     if pool_liquidity:

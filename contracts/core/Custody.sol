@@ -78,7 +78,9 @@ abstract contract Custody is PerpEngine {
     ///         market `isolatedMarket - 1`.
     function configureSubaccount(uint256 sub, uint8 isolatedMarket) external {
         Account storage acct = _accounts[msg.sender][sub];
-        if (acct.cash != 0 || acct.assetMask != 0 || acct.marketMask != 0) revert SubaccountNotEmpty(msg.sender, sub);
+        if (acct.cash != 0 || acct.assetMask != 0 || acct.marketMask != 0 || acct.flags != 0) {
+            revert SubaccountNotEmpty(msg.sender, sub);
+        }
         if (isolatedMarket != 0 && isolatedMarket > marketCount) revert UnknownMarket(isolatedMarket - 1);
         acct.isolatedMarket = isolatedMarket;
         emit SubaccountConfigured(msg.sender, sub, isolatedMarket);
@@ -107,7 +109,7 @@ abstract contract Custody is PerpEngine {
             if (bal == amount) acct.assetMask &= ~uint16(1 << assetId);
             token = IERC20(a.token);
         }
-        if (acct.marketMask != 0 || acct.cash < 0) _requireInitialMargin(owner, sub);
+        if (acct.marketMask != 0 || acct.cash < 0 || acct.flags & FLAG_OPTIONS != 0) _requireInitialMargin(owner, sub);
     }
 
     /// @dev Pulls `amount` from `from` and returns what actually arrived.

@@ -15,9 +15,9 @@ abstract contract Liquidations is Custody {
     using SafeERC20 for IERC20;
     using WadMath for uint256;
 
-    /// @notice Closes just enough of every position of (owner, sub) to bring equity back to
-    ///         MM x (1 + buffer); everything when the rest would be dust. The caller earns a
-    ///         share of the penalty, credited to its subaccount 0.
+    /// @notice Closes just enough of every position of (owner, sub) (perps and options) to
+    ///         bring equity back to MM x (1 + buffer); everything when the rest would be dust.
+    ///         The caller earns a share of the penalty, credited to its subaccount 0.
     /// @return fraction [wad] share of every position closed
     function liquidate(address owner, uint256 sub)
         external
@@ -25,20 +25,45 @@ abstract contract Liquidations is Custody {
         whenNotPaused(PAUSE_LIQUIDATE)
         returns (uint256 fraction)
     {
-        Snapshot memory snap = _snapshot(owner, sub);
+        return _liquidate(owner, sub, FULL_GRID);
+    }
+
+    /// @notice Liquidates a portfolio-margin account on one scenario per market (`witness`,
+    ///         8 bits per market id): the contract prices only those, and equity below their
+    ///         loss bound L proves equity below MM (L <= MM); L then serves as MM.
+    function liquidateWitness(address owner, uint256 sub, uint256 witness)
+        external
+        nonReentrant
+        whenNotPaused(PAUSE_LIQUIDATE)
+        returns (uint256 fraction)
+    {
+        if (_accounts[owner][sub].flags & FLAG_PORTFOLIO == 0 || witness == FULL_GRID) revert NotPortfolio(owner, sub);
+        return _liquidate(owner, sub, witness);
+    }
+
+    function _liquidate(address owner, uint256 sub, uint256 witness) internal returns (uint256 fraction) {
+        Snapshot memory snap = _snapshotAt(owner, sub, witness);
         // Liquidations wait while any price the account uses is not graded OK.
         _requireTrusted(snap);
         // Only an account below maintenance margin may be liquidated.
         if (snap.equity >= SafeCastLib.toInt(snap.mm)) revert AccountHealthy(owner, sub, snap.equity, snap.mm);
+        Account storage acct = _accounts[owner][sub];
+        bool hasOptions = acct.flags & FLAG_OPTIONS != 0;
         // An account without positions is cleared by `liquidateCollateral` instead.
-        if (snap.marketIds.length == 0) revert NoPositions(owner, sub);
+        if (snap.marketIds.length == 0 && !hasOptions) revert NoPositions(owner, sub);
         fraction = _closeFraction(snap, _liq);
 
-        Account storage acct = _accounts[owner][sub];
         (int256 realized, uint256 closedNotional, uint16 mask) = _closePositions(owner, sub, snap, fraction, acct.marketMask);
-
         acct.marketMask = mask;
+        if (hasOptions) {
+            // The options market is the admin-set, trusted counterpart; it calls nothing back.
+            (int256 r, uint256 n, bool left) = options.liquidateFraction(owner, sub, fraction);
+            realized += r;
+            closedNotional += n;
+            if (!left) acct.flags &= ~FLAG_OPTIONS;
+        }
         _bookLiquidation(owner, sub, snap.equity, realized, closedNotional, fraction);
+        if (witness != FULL_GRID) emit WitnessLiquidation(owner, sub, witness, snap.mm);
     }
 
     /// @dev Books a liquidation's cash flows and emits its event.
@@ -76,7 +101,9 @@ abstract contract Liquidations is Custody {
         }
 
         uint256 badDebt;
-        if (acct.marketMask == 0 && acct.assetMask == 0 && acct.cash < 0) badDebt = _settleBadDebt(owner, sub, acct);
+        if (acct.marketMask == 0 && acct.assetMask == 0 && acct.flags & FLAG_OPTIONS == 0 && acct.cash < 0) {
+            badDebt = _settleBadDebt(owner, sub, acct);
+        }
         emit Liquidated(owner, sub, msg.sender, fraction, closedNotional, penalty, reward, badDebt);
     }
 
@@ -92,7 +119,7 @@ abstract contract Liquidations is Custody {
     {
         if (repayAmount == 0) revert ZeroAmount();
         Account storage acct = _accounts[owner][sub];
-        if (acct.marketMask != 0 || acct.cash >= 0) revert CollateralNotSeizable(owner, sub);
+        if (acct.marketMask != 0 || acct.flags & FLAG_OPTIONS != 0 || acct.cash >= 0) revert CollateralNotSeizable(owner, sub);
         Snapshot memory snap = _snapshot(owner, sub);
         _requireTrusted(snap);
         if (snap.equity >= SafeCastLib.toInt(snap.mm)) revert AccountHealthy(owner, sub, snap.equity, snap.mm);

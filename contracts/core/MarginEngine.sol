@@ -3,6 +3,7 @@ pragma solidity 0.8.28;
 
 import {PlimsollStorage} from "./PlimsollStorage.sol";
 import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
+import {IOptions} from "../interfaces/IOptions.sol";
 
 /// @title MarginEngine
 /// @notice Standard margin: the one computation behind every view and every enforcement path.
@@ -143,6 +144,12 @@ abstract contract MarginEngine is PlimsollStorage {
 
     /// @dev The full margin picture of (owner, sub): every enforcement path and view uses it.
     function _snapshot(address owner, uint256 sub) internal view returns (Snapshot memory snap) {
+        return _snapshotAt(owner, sub, FULL_GRID);
+    }
+
+    /// @dev `_snapshot`; for a portfolio-margin account with `witness` != FULL_GRID, IM and MM
+    ///      come from the witness's scenarios only (MM is then the loss bound L <= MM).
+    function _snapshotAt(address owner, uint256 sub, uint256 witness) internal view returns (Snapshot memory snap) {
         Account memory acct = _accounts[owner][sub];
         snap.equity = int256(acct.cash) + SafeCastLib.toInt(_collateralValue(snap, owner, sub, acct.assetMask));
         uint256 mask = acct.marketMask;
@@ -168,6 +175,25 @@ abstract contract MarginEngine is PlimsollStorage {
             snap.indexes[k] = index;
             ++k;
         }
+        if (acct.flags != 0) _addOptions(snap, owner, sub, acct.flags, witness);
+    }
+
+    /// @dev Adds the options market's part: standard mode adds the options' value and
+    ///      requirements; portfolio mode replaces IM and MM by the whole subaccount's stress.
+    function _addOptions(Snapshot memory snap, address owner, uint256 sub, uint8 flags, uint256 witness) internal view {
+        bool portfolio = flags & FLAG_PORTFOLIO != 0;
+        (int256 value, uint256 im, uint256 mm, uint256 notional, uint256 bad, uint8 status) =
+            options.accountRisk(owner, sub, portfolio, witness);
+        snap.equity += value;
+        snap.notional += notional;
+        if (portfolio) {
+            snap.im = im;
+            snap.mm = mm;
+        } else {
+            snap.im += im;
+            snap.mm += mm;
+        }
+        if (bad != 0 && snap.untrustedFeed == 0) (snap.untrustedFeed, snap.untrustedStatus) = (bad, status);
     }
 
     /// @dev The config of listed asset `assetId` (ids 1..assetCount); reverts otherwise.
@@ -220,40 +246,14 @@ abstract contract MarginEngine is PlimsollStorage {
             (, uint256 req,) = _requirements(c, m, skew, price);
             im += req;
         }
+        if (address(options) != address(0)) {
+            (int256 v, uint256 req) = options.poolRisk();
+            equity += v;
+            im += req;
+        }
     }
 
     // ------------------------------------------------------------------ views
-
-    /// @notice Equity, initial margin and maintenance margin of a subaccount [wad USD].
-    function accountMargin(address owner, uint256 sub) external view returns (int256 equity, uint256 im, uint256 mm) {
-        Snapshot memory s = _snapshot(owner, sub);
-        return (s.equity, s.im, s.mm);
-    }
-
-    /// @notice Whether the subaccount can be liquidated now: equity < maintenance margin and
-    ///         every price it uses graded OK (liquidations wait for a trusted price).
-    function isLiquidatable(address owner, uint256 sub) external view returns (bool) {
-        Snapshot memory s = _snapshot(owner, sub);
-        return s.untrustedFeed == 0 && s.equity < SafeCastLib.toInt(s.mm);
-    }
-
-    /// @notice Market `marketId`'s volatility scalars now [wad]: IM's and MM's (ramping).
-    function volScalars(uint256 marketId) external view returns (uint256 imScalar, uint256 mmScalar) {
-        return _volScalars(marketId);
-    }
-
-    /// @notice The pool's equity (cash + unrealized PnL of its counter-positions) and initial margin.
-    function poolMargin() external view returns (int256 equity, uint256 im) {
-        (equity, im,,) = _poolMargin();
-    }
-
-    /// @notice The funding index of `marketId` now, pending accrual included [wad].
-    function fundingIndex(uint256 marketId) external view returns (int256) {
-        if (marketId >= marketCount) revert UnknownMarket(marketId);
-        MarketConfig memory c = _marketConfigs[marketId];
-        (uint256 price,) = oracle.priceInfo(c.feedId);
-        return _currentIndex(c, _marketStates[marketId], price);
-    }
 
     function getAccount(address owner, uint256 sub) external view returns (Account memory) {
         return _accounts[owner][sub];

@@ -6,7 +6,8 @@ import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IER
 import {MarginEngine} from "./MarginEngine.sol";
 import {PlimsollStorage} from "./PlimsollStorage.sol";
 import {IOracleRouter} from "../interfaces/IOracleRouter.sol";
-import {WadMath} from "../libraries/WadMath.sol";
+import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
+import {IOptions} from "../interfaces/IOptions.sol";
 
 /// @title PlimsollConfigurator
 /// @notice Roles, pause switches, the asset and market registry and every risk parameter of the
@@ -139,6 +140,13 @@ contract PlimsollConfigurator is MarginEngine {
         emit LiquidationConfigured(c);
     }
 
+    /// @notice Connects the options market (once).
+    function setOptions(address options_) external onlyAdmin {
+        if (address(options) != address(0) || options_ == address(0)) revert Unauthorized(msg.sender);
+        options = IOptions(options_);
+        emit OptionsSet(options_);
+    }
+
     // ------------------------------------------------------------------ dynamic margin
 
     /// @notice Sets the limits on volatility-scalar updates. Hard bounds: scalars within
@@ -188,5 +196,81 @@ contract PlimsollConfigurator is MarginEngine {
 
     function volScalar(uint256 marketId) external view returns (VolScalar memory) {
         return _vol[marketId];
+    }
+
+    // ------------------------------------------------------------------ options market hooks
+
+    /// @notice The options market moves `cashDelta` [wad USD] between an account and the pool
+    ///         (premiums, fees, payoffs) and keeps the account's options flag in step.
+    function optionsBook(address owner, uint256 sub, int256 cashDelta, bool hasOptions) external nonReentrant {
+        if (msg.sender != address(options)) revert NotOptions(msg.sender);
+        Account storage a = _accounts[owner][sub];
+        a.cash = SafeCastLib.toInt128(a.cash + cashDelta);
+        a.flags = hasOptions ? a.flags | FLAG_OPTIONS : a.flags & ~FLAG_OPTIONS;
+        Account storage p = _accounts[pool][0];
+        p.cash = SafeCastLib.toInt128(p.cash - cashDelta);
+    }
+
+    /// @notice Reverts unless (owner, sub) clears IM at prices graded OK (MM when `reducing`),
+    ///         and, when `poolGrew`, the pool clears its IM: the options market's margin gate.
+    function optionsCheck(address owner, uint256 sub, bool reducing, bool poolGrew) external view {
+        Snapshot memory snap = _snapshot(owner, sub);
+        if (reducing) {
+            if (snap.equity < SafeCastLib.toInt(snap.mm)) revert BelowMaintenance(owner, sub, snap.equity, snap.mm);
+        } else {
+            _requireTrusted(snap);
+            if (snap.equity < SafeCastLib.toInt(snap.im)) revert InsufficientMargin(owner, sub, snap.equity, snap.im);
+        }
+        if (poolGrew) {
+            (int256 pe, uint256 pim,,) = _poolMargin();
+            if (pe < SafeCastLib.toInt(pim)) revert PoolUndercollateralized(pe, pim);
+        }
+    }
+
+    // ------------------------------------------------------------------ portfolio margin
+
+    /// @notice Switches a cross subaccount to portfolio margin (a scenario stress of the whole
+    ///         subaccount, see IOptions) or back to standard margin; the subaccount must clear
+    ///         initial margin in its new mode.
+    function setPortfolioMargin(uint256 sub, bool enabled) external nonReentrant {
+        Account storage acct = _accounts[msg.sender][sub];
+        if (address(options) == address(0) || acct.isolatedMarket != 0) revert NotPortfolio(msg.sender, sub);
+        acct.flags = enabled ? acct.flags | FLAG_PORTFOLIO : acct.flags & ~FLAG_PORTFOLIO;
+        emit PortfolioMarginSet(msg.sender, sub, enabled);
+        if (acct.marketMask != 0 || acct.cash < 0 || acct.flags & FLAG_OPTIONS != 0) _requireInitialMargin(msg.sender, sub);
+    }
+
+    // ------------------------------------------------------------------ margin views
+    // (here rather than in the core: every copy of the margin computation costs core bytes)
+
+    /// @notice Equity, initial margin and maintenance margin of a subaccount [wad USD].
+    function accountMargin(address owner, uint256 sub) external view returns (int256 equity, uint256 im, uint256 mm) {
+        Snapshot memory s = _snapshot(owner, sub);
+        return (s.equity, s.im, s.mm);
+    }
+
+    /// @notice Whether the subaccount can be liquidated now: equity < maintenance margin and
+    ///         every price it uses graded OK (liquidations wait for a trusted price).
+    function isLiquidatable(address owner, uint256 sub) external view returns (bool) {
+        Snapshot memory s = _snapshot(owner, sub);
+        return s.untrustedFeed == 0 && s.equity < SafeCastLib.toInt(s.mm);
+    }
+
+    /// @notice Market `marketId`'s volatility scalars now [wad]: IM's and MM's (ramping).
+    function volScalars(uint256 marketId) external view returns (uint256 imScalar, uint256 mmScalar) {
+        return _volScalars(marketId);
+    }
+
+    /// @notice The pool's equity (cash + unrealized PnL of its counter-positions) and initial margin.
+    function poolMargin() external view returns (int256 equity, uint256 im) {
+        (equity, im,,) = _poolMargin();
+    }
+
+    /// @notice The funding index of `marketId` now, pending accrual included [wad].
+    function fundingIndex(uint256 marketId) external view returns (int256) {
+        if (marketId >= marketCount) revert UnknownMarket(marketId);
+        MarketConfig memory c = _marketConfigs[marketId];
+        (uint256 price,) = oracle.priceInfo(c.feedId);
+        return _currentIndex(c, _marketStates[marketId], price);
     }
 }

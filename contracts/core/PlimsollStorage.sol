@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {IPlimsoll} from "../interfaces/IPlimsoll.sol";
 import {IOracleRouter} from "../interfaces/IOracleRouter.sol";
+import {IOptions} from "../interfaces/IOptions.sol";
 
 /// @title PlimsollStorage
 /// @notice Every piece of Plimsoll core state, the roles and the pause switches. Modules inherit
@@ -55,6 +56,11 @@ abstract contract PlimsollStorage is IPlimsoll, ReentrancyGuard {
     address public riskKeeper; // posts volatility scalars within `_riskLimits`
     RiskLimits internal _riskLimits;
     mapping(uint256 marketId => VolScalar) internal _vol;
+    IOptions public options; // the options market (0: none)
+
+    uint8 internal constant FLAG_OPTIONS = 1;
+    uint8 internal constant FLAG_PORTFOLIO = 2;
+    uint256 internal constant FULL_GRID = type(uint256).max; // `witness` meaning: every scenario
 
     constructor(IERC20 cash_, uint8 cashDecimals_, IOracleRouter oracle_, address admin_, address guardian_) {
         if (cashDecimals_ > 18) revert UnsupportedToken(address(cash_));

@@ -57,6 +57,7 @@ interface IPlimsoll {
         uint16 assetMask; // bit i: balance of asset i > 0
         uint16 marketMask; // bit m: position open in market m
         uint8 isolatedMarket; // 0: cross margin; m + 1: isolated to market m
+        uint8 flags; // bit 0: holds options (OptionsMarket); bit 1: portfolio margin
     }
 
     /// @dev Liquidation parameters.
@@ -151,6 +152,11 @@ interface IPlimsoll {
     /// @notice Thrown when a trade would increase a position in a market whose price is not
     ///         OK: the market is reduce-only until it is.
     error MarketReduceOnly(uint256 marketId, uint8 status);
+    /// @notice Thrown when an options hook is called by anyone but the options market.
+    error NotOptions(address caller);
+    /// @notice Thrown when a witness liquidation targets an account not in portfolio margin,
+    ///         or portfolio margin is asked of an isolated subaccount or without options.
+    error NotPortfolio(address owner, uint256 subaccount);
     /// @notice Thrown when a market's volatility scalar is updated before the minimum interval.
     error UpdateTooSoon(uint256 marketId, uint256 nextAllowed);
 
@@ -189,6 +195,10 @@ interface IPlimsoll {
     /// @param fromWad MM scalar now (the ramp's start)   @param toWad target   @param rampEnd [s]
     event VolScalarSet(uint256 indexed marketId, uint64 fromWad, uint64 toWad, uint40 rampEnd);
     event RiskLimitsSet(RiskLimits limits);
+    event OptionsSet(address options);
+    event PortfolioMarginSet(address indexed owner, uint256 indexed subaccount, bool enabled);
+    /// @param witness the scenarios (8 bits per market) that showed equity below their loss
+    event WitnessLiquidation(address indexed owner, uint256 indexed subaccount, uint256 witness, uint256 lossBound);
     event RoleSet(bytes32 indexed role, address indexed account);
     event PoolSet(address pool);
 }
