@@ -103,7 +103,60 @@ def measure() -> dict[str, int]:
         clock.send(usdc.functions.approve(dep.pool.address, 2**256 - 1), a)
         g("pool_deposit", dep.pool.functions.deposit(token_units(50_000, 6), a), a)
         g("pool_withdraw", dep.pool.functions.withdraw(token_units(10_000, 6), a, a), a)
+
+        # Options and portfolio margin: accounts with 1, 4 and 16 short ETH options in
+        # portfolio mode. pm_check_N: gas of the full-grid check (eth_estimateGas of the
+        # accountMargin view, 21,000 intrinsic gas included); witness_liquidate_N: gas of a
+        # witness liquidation on the account's worst scenario after a 12% rise.
+        gas.update(_options_gas(dep, clock, accts[5:8], keeper))
     return dict(sorted(gas.items()))
+
+
+def _options_gas(dep: Deployment, clock: Clock, traders: list[str], keeper: str) -> dict[str, int]:
+    core, opts = dep.core, dep.contracts["OptionsMarket"]
+    out: dict[str, int] = {}
+    now = clock.t
+    ids = []
+    for k in range(16):
+        expiry = now + (7 + 14 * (k % 4)) * 86_400
+        strike = wad(1800 + 100 * (k // 2))
+        clock.send(opts.functions.listSeries(0, True, expiry, strike), dep.admin)
+        ids.append(k)
+    for who, n in zip(traders, (1, 4, 16), strict=True):
+        clock.fund(who, 0, token_units(1_000_000, 6))
+        clock.send(core.functions.deposit(0, 0, token_units(2_000 * n, 6)), who)
+        clock.send(core.functions.setPortfolioMargin(0, True), who)
+        for sid in ids[:n]:
+            clock.send(opts.functions.trade(0, sid, -wad(1), 0), who)
+        # Thin the margin: keep IM + 1%.
+        equity, im, _ = core.functions.accountMargin(who, 0).call()
+        spare = (equity - im * 101 // 100) // 10**12
+        if spare > 0:
+            clock.send(core.functions.withdraw(0, 0, spare), who)
+        out[f"pm_check_{n}"] = int(core.functions.accountMargin(who, 0).estimate_gas())
+    clock.set_price(1, 2240)
+    for who, n in zip(traders, (1, 4, 16), strict=True):
+        witness = _worst_witness(opts, who)
+        # The witness check alone (the options market's view on one scenario), for comparison
+        # with pm_check_N; the liquidation adds the closing of every position.
+        out[f"witness_check_{n}"] = int(opts.functions.accountRisk(who, 0, True, witness).estimate_gas())
+        out[f"pm_risk_view_{n}"] = int(opts.functions.accountRisk(who, 0, True, 2**256 - 1).estimate_gas())
+        equity, _, mm = core.functions.accountMargin(who, 0).call()
+        assert equity < mm, f"{n}-option account not liquidatable"
+        rcpt = clock.send(core.functions.liquidateWitness(who, 0, witness), keeper)
+        out[f"witness_liquidate_{n}"] = int(rcpt["gasUsed"])
+    return out
+
+
+def _worst_witness(opts: Any, who: str) -> int:
+    """The ETH scenario (market 0) with the largest loss bound, found with the contract's own
+    witness views (what a keeper does with the off-chain mirror)."""
+    best, arg = -1, 0
+    for k in range(27):
+        loss = int(opts.functions.accountRisk(who, 0, True, k).call()[2])
+        if loss > best:
+            best, arg = loss, k
+    return arg
 
 
 def main(argv: list[str] | None = None) -> int:

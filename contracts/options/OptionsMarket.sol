@@ -466,6 +466,8 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
                 int256 half = int256(uint256(pc.spotPoints) - 1);
                 int256 lnSpot = FPML.lnWad(int256(d.spot));
                 for (uint256 i; i < pc.spotPoints; ++i) {
+                    // A witness needs one spot point only.
+                    if (witness != FULL && i != lo % pc.spotPoints) continue;
                     int256 f = IWAD + shock * (2 * int256(i) - half) / half;
                     spotAt[i] = d.spot * uint256(f) / WAD;
                     lnShock[i] = lnSpot + FPML.lnWad(f);
@@ -484,10 +486,9 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
                 if (s.marketId != m) continue;
                 int256 q = _size[owner][sub][id];
                 netOptions += q;
-                uint256 v = _markOf(s, d.spot, d.vol);
+                uint256 v = _optionLosses(loss, s, q, d, pc, spotAt, lnShock, lo, hi);
                 r.value += WadMath.mulWadFloor(q, v);
                 r.notional += WadMath.abs(q).mulWadUp(d.spot);
-                _optionLosses(loss, s, q, v, d, pc, spotAt, lnShock, lo, hi);
             }
             int256 worst = 0;
             for (uint256 k = lo; k < hi; ++k) if (loss[k] > worst) worst = loss[k];
@@ -502,29 +503,34 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
         r.im = imTotal;
     }
 
-    /// @dev Adds q x (v - v'(S', sigma')) to loss[k] for k in [lo, hi).
+    /// @dev Adds q x (v - v'(S', sigma')) to loss[k] for k in [lo, hi); returns the mark v
+    ///      (the same number as `_markOf`: one `prepare` serves the mark and the scenarios).
     function _optionLosses(
         int256[] memory loss,
         Series memory s,
         int256 q,
-        uint256 v,
         MarketData memory d,
         PortfolioConfig memory pc,
         uint256[] memory spotAt,
         int256[] memory lnShock,
         uint256 lo,
         uint256 hi
-    ) internal view {
+    ) internal view returns (uint256 v) {
         if (block.timestamp >= s.expiry) {
+            v = _markOf(s, d.spot, d.vol);
             // Expired: the payoff moves with spot only (settled series do not move at all).
             for (uint256 k = lo; k < hi; ++k) {
                 uint256 px = s.settlementPrice != 0 ? s.settlementPrice : spotAt[k % pc.spotPoints];
                 loss[k] += WadMath.smulWadCeil(q, int256(v) - int256(_intrinsic(s, px)));
             }
-            return;
+            return v;
         }
         uint256 tau = s.expiry - block.timestamp;
         BlackScholes.Prepared memory p = BlackScholes.prepare(s.strike, tau, 0);
+        {
+            (uint256 c0, uint256 p0) = BlackScholes.priceAt(p, d.spot, d.vol);
+            v = s.isCall ? c0 : p0;
+        }
         // Vol shocks scale with (30 days / tau)^volPow, at least 1, capped.
         uint256 scale = WAD;
         if (tau < MONTH) {
