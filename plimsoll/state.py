@@ -29,6 +29,8 @@ last_funding_time      (M,)         [s]
 im_scalar, mm_scalar   (M,)         [wad] volatility scalars now (``volScalars``); None: 1
 market_price_ok,       (M,), (A,)   bool: the oracle grades the price OK; None: all OK. An
 asset_price_ok                      account using a price that is not OK cannot be liquidated
+flags                  (N,)         ``Account.flags``: bit 0 options held, bit 1 portfolio
+                                    margin (this mirror covers neither: ``plimsoll.pm`` does)
 =====================  ===========  ==========================================================
 
 Integer arrays use ``dtype=object`` (Python ints) wherever a value can exceed int64; the mirror
@@ -73,6 +75,7 @@ class MarginState:
     mm_scalar: IntArray | None = None
     market_price_ok: npt.NDArray[np.bool_] | None = None
     asset_price_ok: npt.NDArray[np.bool_] | None = None
+    flags: npt.NDArray[np.int64] | None = None
 
     @property
     def n_accounts(self) -> int:

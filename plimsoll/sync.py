@@ -217,6 +217,8 @@ ACCOUNT_EVENTS: dict[str, str] = {
     "Liquidated": "Liquidated(address,uint256,address,uint256,uint256,uint256,uint256,uint256)",
     "CollateralLiquidated": "CollateralLiquidated(address,uint256,address,uint256,uint256,uint256)",
     "BadDebtSettled": "BadDebtSettled(address,uint256,uint256,uint256,uint256)",
+    "PortfolioMarginSet": "PortfolioMarginSet(address,uint256,bool)",
+    "WitnessLiquidation": "WitnessLiquidation(address,uint256,uint256,uint256)",
 }
 TOPICS: dict[str, str] = {name: _topic(sig) for name, sig in ACCOUNT_EVENTS.items()}
 _TRANSFERRED = TOPICS["Transferred"]
@@ -844,19 +846,21 @@ class StateReader:
         table = self._decode_markets(results[0], block)
         self.last_markets = table
         nm, na = len(table.market_configs), len(table.asset_configs)
-        cols: list[list[int]] = [[], [], [], [], [], []]
-        signed = (True, False, False, False, True, False)
+        cols: list[list[int]] = [[], [], [], [], [], [], []]
+        signed = (True, False, False, False, True, False, False)
         for res in results[1:]:
             raw = bytes.fromhex(res[2:])
             if not raw:
                 raise LensError(f"no lens code at {self.lens} in block {block}")
             for acc, got in zip(cols, _decode_int_arrays(raw, signed), strict=True):
                 acc.extend(got)
-        cash, _amask, _mmask, _iso, positions, balances = cols
+        cash, _amask, _mmask, _iso, positions, balances, flags = cols
         n = len(owners)
         if len(cash) != n or len(positions) != 3 * n * nm or len(balances) != n * na:
             raise LensError("readAccounts answered an unexpected shape")
-        return _margin_state(table, owners, subs, cash, positions, balances)
+        state = _margin_state(table, owners, subs, cash, positions, balances)
+        state.flags = np.array(flags, dtype=np.int64).reshape(n)
+        return state
 
 
 def _obj(values: Sequence[int], shape: tuple[int, ...]) -> IntArray:

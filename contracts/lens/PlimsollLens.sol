@@ -89,6 +89,7 @@ contract PlimsollLens {
     /// @return positions per (account k, market m) three words at 3 x (k x nMarkets + m):
     ///         size [wad], openNotional [wad USD], fundingIndex [wad USD per unit]
     /// @return balances [token units] per (account k, asset id i >= 1) at k x nAssets + i - 1
+    /// @return flags per account (bit 0: holds options; bit 1: portfolio margin)
     function readAccounts(IPlimsollViews core, address[] calldata owners, uint256[] calldata subaccounts)
         external
         view
@@ -98,7 +99,8 @@ contract PlimsollLens {
             uint16[] memory marketMask,
             uint8[] memory isolatedMarket,
             int256[] memory positions,
-            uint256[] memory balances
+            uint256[] memory balances,
+            uint8[] memory flags
         )
     {
         uint256 n = owners.length;
@@ -111,6 +113,7 @@ contract PlimsollLens {
         isolatedMarket = new uint8[](n);
         positions = new int256[](n * nm * 3);
         balances = new uint256[](n * na);
+        flags = new uint8[](n);
         for (uint256 k; k < n; ++k) {
             address owner = owners[k];
             uint256 sub = subaccounts[k];
@@ -119,6 +122,7 @@ contract PlimsollLens {
             assetMask[k] = a.assetMask;
             marketMask[k] = a.marketMask;
             isolatedMarket[k] = a.isolatedMarket;
+            flags[k] = a.flags;
             for (uint256 m; m < nm; ++m) {
                 if ((uint256(a.marketMask) >> m) & 1 == 0) continue;
                 IPlimsoll.Position memory p = core.getPosition(owner, sub, m);
