@@ -48,7 +48,8 @@ from keepers.ops import (
     parse_shard,
     setup_logging,
 )
-from plimsoll.client import PlimsollClient
+from plimsoll import pm
+from plimsoll.client import PlimsollClient, load_abi
 from plimsoll.errors import ContractRevert, PlimsollError
 from plimsoll.keys import load_keystore, read_password
 from plimsoll.margin import compute_margin, shortfall_ranking
@@ -61,6 +62,16 @@ logger = logging.getLogger("plimsoll.liquidator")
 _SEL_LIQUIDATE = keccak(text="liquidate(address,uint256)")[:4]
 _SEL_LIQ_COLLATERAL = keccak(text="liquidateCollateral(address,uint256,uint256,uint256)")[:4]
 LIQUIDATE_GAS = 400_000  # conservative per-call estimate for the profit check [gas]
+OPTIONS_LIQUIDATE_GAS = 3_000_000  # gas limit of liquidations of option accounts [gas]
+_SEL_WITNESS = keccak(text="liquidateWitness(address,uint256,uint256)")[:4]
+
+
+def _tuple_type(o: dict[str, Any]) -> str:
+    """The eth_abi type string of an ABI output that is a tuple (struct)."""
+    inner = ",".join(
+        _tuple_type(c) if c["type"].startswith("tuple") else c["type"] for c in o["components"]
+    )
+    return f"({inner})" + str(o["type"])[len("tuple") :]
 
 
 @dataclass
@@ -135,6 +146,11 @@ class LiquidationKeeper:
         self.last_block = -1
         self.last_hash = b""
         self.last_progress = time.monotonic()
+        opts = dep["contracts"].get("OptionsMarket")
+        self.options = (
+            w3.eth.contract(address=opts, abi=load_abi("OptionsMarket")) if opts else None
+        )
+        self.stats_witness = 0
         liq = self.client.core.functions.liquidationConfig().call()
         self.penalty, self.keeper_share, self.reward_cap = int(liq[0]), int(liq[1]), int(liq[4])
         self._approved = False
@@ -212,7 +228,18 @@ class LiquidationKeeper:
             # Most under-margined first. Accounts that touch a feed which cannot be trusted
             # (it reads as price 0: stale, out of bounds) are left out until a fresh price
             # arrives; the contract would refuse to liquidate them anyway.
-            order = shortfall_ranking(result)
+            # Accounts holding options or in portfolio margin: the perps mirror does not cover
+            # them; the options pass (plimsoll.pm, witness liquidations) does.
+            flagged = (
+                np.asarray(state.flags) != 0
+                if state.flags is not None
+                else np.zeros(state.n_accounts, dtype=bool)
+            )
+            order = np.asarray(
+                [i for i in shortfall_ranking(result) if not flagged[i]], dtype=np.int64
+            )
+            if flagged.any() and self.options is not None:
+                self._options_pass(state, result, np.flatnonzero(flagged), block)
             unpriced = int((~result.priced).sum())
             if unpriced:
                 log(logger, logging.WARNING, "untrusted prices", block=block, accounts=unpriced)
@@ -360,6 +387,128 @@ class LiquidationKeeper:
                 block=block,
             )
 
+    # ------------------------------------------------------------------ options accounts
+
+    def _calls(self, calls: list[tuple[Any, str, tuple[Any, ...]]], block: int) -> list[Any]:
+        """One JSON-RPC batch of eth_calls at ``block``, decoded."""
+        provider: Any = self.w3.provider
+        answers = provider.make_batch_request(
+            [
+                (
+                    "eth_call",
+                    [{"to": c.address, "data": c.encode_abi(name, args=list(a))}, hex(block)],
+                )
+                for c, name, a in calls
+            ]
+        )
+        if not isinstance(answers, list):
+            raise PlimsollError(f"batch eth_call failed: {answers!r:.200}")
+        out = []
+        for (c, name, _), ans in zip(calls, answers, strict=True):
+            if not isinstance(ans, dict) or "result" not in ans:
+                raise PlimsollError(f"{name} failed: {ans!r:.200}")
+            fn = c.get_function_by_name(name)
+            types = [
+                o["type"] if o["type"] != "tuple" else _tuple_type(o) for o in fn.abi["outputs"]
+            ]
+            vals = self.w3.codec.decode(types, bytes.fromhex(ans["result"][2:]))
+            out.append(vals[0] if len(vals) == 1 else vals)
+        return out
+
+    def _options_pass(self, state: Any, result: Any, rows: np.ndarray, block: int) -> None:
+        """Option and portfolio-margin accounts: the whole grid for all of them at once
+        (plimsoll.pm), then `liquidate` (standard mode) or `liquidateWitness` on each
+        account's worst scenarios (portfolio mode), confirmed and sent like the others."""
+        assert self.options is not None
+        opts, oracle = self.options, self.client.core.functions.oracle().call()
+        router = self.w3.eth.contract(address=oracle, abi=load_abi("OracleRouter"))
+        keys = [(state.owners[r], int(state.subaccounts[r])) for r in rows]
+        n_series = int(self._calls([(opts, "seriesCount", ())], block)[0])
+        nm = state.n_markets
+        head = self._calls(
+            [(opts, "series", (i,)) for i in range(n_series)]
+            + [(opts, "optionsConfig", (m,)) for m in range(nm)]
+            + [(opts, "portfolioConfig", ())]
+            + [(opts, "positions", k) for k in keys],
+            block,
+        )
+        series = [
+            pm.Series(int(x[0]), bool(x[1]), int(x[2]), int(x[3]), int(x[4]))
+            for x in head[:n_series]
+        ]
+        cfgs = head[n_series : n_series + nm]
+        pcfg = pm.PortfolioConfig.from_wad_tuple(head[n_series + nm])
+        held = head[n_series + nm + 1 :]
+        ivs = self._calls([(router, "priceInfo", (int(c[0]) or 1,)) for c in cfgs], block)
+        iv_ok = [int(c[0]) != 0 and int(v[1]) == 0 for c, v in zip(cfgs, ivs, strict=True)]
+        market = pm.MarketData(
+            spot=tuple(max(1, int(p)) for p in state.market_price),
+            iv=tuple(int(v[0]) for v in ivs),
+            timestamp=int(state.timestamp),
+            im_scalar=None if state.im_scalar is None else tuple(int(x) for x in state.im_scalar),
+            mm_scalar=None if state.mm_scalar is None else tuple(int(x) for x in state.mm_scalar),
+        )
+        positions = [
+            [(series[int(i)], int(q)) for i, q in zip(ids, qs, strict=True)] for ids, qs in held
+        ]
+        book = pm.OptionBook.from_positions(
+            positions, state.sizes[rows], np.asarray(result.equity)[rows]
+        )
+        pmr = pm.portfolio_margin(book, market, pcfg)
+        smr = pm.standard_option_margin(book, market, pm.OptionsConfig.from_wad_tuple(cfgs[0]))
+        cands: list[tuple[str, int, str, int]] = []
+        for j, row in enumerate(rows):
+            owner, sub = keys[j]
+            used = {s.market_id for s, _ in positions[j]}
+            if not result.priced[row] or not all(iv_ok[m] for m in used):
+                continue  # a price not graded OK: the contract would refuse too
+            if (owner, sub) in self.inflight or self.cooldown.get((owner, sub), -1) >= block:
+                continue
+            if int(state.flags[row]) & 2:
+                if pmr.equity[j] >= pmr.mm[j]:
+                    continue
+                fn = self.client.core.functions.liquidateWitness(owner, sub, pmr.witness(j))
+                equity = int(pmr.equity[j] * WAD)
+            else:
+                equity = int(result.equity[row]) + int(smr.value[j] * WAD)
+                if equity >= int(result.mm[row]) + int(smr.mm[j] * WAD):
+                    continue
+                fn = self.client.core.functions.liquidate(owner, sub)
+            cands.append((owner, sub, fn._encode_transaction_data(), equity))
+        if not cands:
+            return
+        me = self.account.address if self.account is not None else self.client.core.address
+        provider: Any = self.w3.provider
+        answers = provider.make_batch_request(
+            [
+                ("eth_call", [{"from": me, "to": self.client.core.address, "data": d}, "latest"])
+                for _, _, d, _ in cands
+            ]
+        )
+        to_send: list[tuple[str, bytes | str, str]] = []
+        for (owner, sub, data, _), ans in zip(cands, answers, strict=True):
+            if not isinstance(ans, dict) or ans.get("error") is not None:
+                self.stats.race_lost += 1
+                self.cooldown[(owner, sub)] = block
+                continue
+            to_send.append((self.client.core.address, data, f"{owner}:{sub}"))
+        if self.sender is None or not to_send:
+            for _, _, label in to_send:
+                log(logger, logging.INFO, "dry-run: would liquidate (options)", account=label)
+            return
+        head_block = self.w3.eth.get_block("latest")
+        base_fee = int(head_block.get("baseFeePerGas", 0) or 0)
+        sent = self.sender.send_many(to_send, gas=OPTIONS_LIQUIDATE_GAS, base_fee=base_fee)
+        for (_, payload, label), p in zip(to_send, sent, strict=True):
+            if p is None:
+                continue
+            owner, sub_s = label.split(":")
+            self.inflight[(owner, int(sub_s))] = p
+            self.stats.sent += 1
+            if str(payload).startswith("0x" + _SEL_WITNESS.hex()):
+                self.stats_witness += 1
+            log(logger, logging.INFO, "options liquidation sent", account=label, block=block)
+
     def _collateral_args(self, state: Any, row: int) -> tuple[int, int] | None:
         """(asset id, repay amount) for liquidateCollateral of an account with cash debt and
         only collateral left; None when there is nothing to buy or no key to pay with."""
@@ -443,6 +592,7 @@ class LiquidationKeeper:
             "unprofitable": s.unprofitable,
             "rpc_errors": s.rpc_errors,
             "accounts_liquidated": len(s.liquidated_accounts),
+            "witness_liquidations_sent": self.stats_witness,
         }
 
 

@@ -1,0 +1,69 @@
+"""The keeper liquidates option accounts: standard mode with `liquidate`, portfolio margin with
+`liquidateWitness` on the worst scenario its numpy grid finds; hedged accounts are left alone."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.keeper.conftest import Running, Setup
+
+from plimsoll.units import token_units, wad
+
+DAY = 86_400
+
+
+def _options_book(s: Setup) -> dict[str, tuple[str, int]]:
+    """Four option accounts (sub 5 of traders 0-3): naked short calls in portfolio and in
+    standard mode, a covered call in portfolio mode, a long call (never liquidatable)."""
+    dep, w3 = s.dep, s.w3
+    opts, core = dep.contracts["OptionsMarket"], dep.core
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    dep.send(opts.functions.listSeries(0, True, now + 30 * DAY, wad(2000)), dep.admin)
+    who = {
+        "pm_naked": (s.traders[0], 5),
+        "std_naked": (s.traders[1], 5),
+        "pm_covered": (s.traders[2], 5),
+        "long": (s.traders[3], 5),
+    }
+    for name, (t, sub) in who.items():
+        dep.send(dep.cash.functions.mint(t, token_units(100_000, 6)), t)
+        cash = {"pm_naked": 2_400, "std_naked": 1_600, "pm_covered": 3_000, "long": 1_000}[name]
+        dep.send(core.functions.deposit(sub, 0, token_units(cash, 6)), t)
+        if name.startswith("pm"):
+            dep.send(core.functions.setPortfolioMargin(sub, True), t)
+        if name == "pm_covered":
+            dep.send(core.functions.trade(sub, 0, wad(4), 0), t)
+        size = wad(1) if name == "long" else -wad(4 if name != "std_naked" else 3)
+        dep.send(opts.functions.trade(sub, 0, size, 0), t)
+    return who
+
+
+def test_keeper_witness_liquidates_portfolio_accounts(setup: Setup, tmp_path: Path) -> None:
+    s = setup
+    who = _options_book(s)
+    core = s.dep.core
+    s.dep.set_price(1, 2_300)  # +15%: short calls lose, the covered call is hedged
+    liq = {n: core.functions.isLiquidatable(*a).call() for n, a in who.items()}
+    assert liq == {"pm_naked": True, "std_naked": True, "pm_covered": False, "long": False}
+    keeper = s.keeper(tmp_path, s.keeper_key(), "opts")
+    with Running(keeper):
+        deadline = s.w3.eth.block_number + 40
+        while s.w3.eth.block_number < deadline:
+            if not any(
+                core.functions.isLiquidatable(*who[n]).call() for n in ("pm_naked", "std_naked")
+            ):
+                break
+            s.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+            time.sleep(0.2)
+    assert not core.functions.isLiquidatable(*who["pm_naked"]).call()
+    assert not core.functions.isLiquidatable(*who["std_naked"]).call()
+    witness = core.events.WitnessLiquidation().get_logs(from_block=0)
+    assert [(e["args"]["owner"], e["args"]["subaccount"]) for e in witness] == [who["pm_naked"]]
+    liquidated = {
+        (e["args"]["owner"], e["args"]["subaccount"])
+        for e in core.events.Liquidated().get_logs(from_block=0)
+    }
+    assert who["std_naked"] in liquidated and who["pm_covered"] not in liquidated
+    assert keeper.stats_witness >= 1
