@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import requests
 from web3 import Web3
 
@@ -38,7 +39,12 @@ from keepers.ops import (
 from plimsoll.client import PlimsollClient
 from plimsoll.errors import PlimsollError
 from plimsoll.margin import compute_margin
-from plimsoll.margin_call import MarginCallNotice, in_margin_call, margin_calls
+from plimsoll.margin_call import (
+    MarginCallNotice,
+    in_margin_call,
+    margin_calls,
+    with_contract_margins,
+)
 from plimsoll.sync import AccountIndexer, RpcClient, StateReader
 
 logger = logging.getLogger("plimsoll.notifier")
@@ -68,6 +74,7 @@ class MarginCallNotifier:
         self.w3 = w3
         self.metrics = KeeperMetrics()
         client = PlimsollClient.from_file(w3, cfg.deployment)
+        self.core = client.core
         dep = client.deployment
         lens = dep["contracts"].get("PlimsollLens")
         if not lens:
@@ -160,6 +167,8 @@ class MarginCallNotifier:
         if accounts:
             state = self.reader.read(accounts, block)
             result = compute_margin(state)
+            if state.flags is not None and (np.asarray(state.flags) != 0).any():
+                result = self._contract_margins(state, result, block)
             zone = in_margin_call(result)
             now_in = {(state.owners[i], int(state.subaccounts[i])) for i in zone.nonzero()[0]}
             self.metrics.margin_calls.set(len(now_in))
@@ -183,6 +192,33 @@ class MarginCallNotifier:
         self.last_progress = time.monotonic()
         self.metrics.processed_block.set(block)
         return emitted
+
+    def _contract_margins(self, state: Any, result: Any, block: int) -> Any:
+        """Accounts with options or in portfolio margin: the contract's own numbers (one
+        batch of ``accountMargin`` calls at the block)."""
+        rows = np.flatnonzero(np.asarray(state.flags) != 0).astype(np.int64)
+        fn = self.core.functions.accountMargin
+        calls = [
+            (
+                "eth_call",
+                [
+                    {
+                        "to": self.core.address,
+                        "data": fn(
+                            state.owners[r], int(state.subaccounts[r])
+                        )._encode_transaction_data(),
+                    },
+                    hex(block),
+                ],
+            )
+            for r in rows
+        ]
+        got = self.rpc.batch(calls)
+        margins = [
+            tuple(self.w3.codec.decode(["int256", "uint256", "uint256"], bytes.fromhex(g[2:])))
+            for g in got
+        ]
+        return with_contract_margins(result, rows, margins)
 
     def _emit(self, n: MarginCallNotice) -> None:
         line = json.dumps(n.to_json())

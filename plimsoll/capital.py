@@ -75,7 +75,8 @@ class CapitalInputError(PlimsollError, ValueError):
 class CapitalParams:
     """Market, strategy and margin parameters of the report (floats, 0.10 = 10 %).
 
-    Defaults are PROVISIONAL (the final ones will be pinned in ``plimsoll/deploy.py``).
+    Defaults are those ``plimsoll.deploy.deploy_local`` deploys (``DEFAULT_MARKETS[0]``,
+    ``DEFAULT_OPTIONS``, ``DEFAULT_PORTFOLIO``; a test keeps them equal).
 
     Attributes
     ----------
@@ -105,12 +106,12 @@ class CapitalParams:
     size: float = 1.0
     upper_strike: float = 2200.0
     im_base: float = 0.10
-    size_slope: float = 0.0001
+    size_slope: float = 0.00002
     mm_factor: float = 0.5
     spread: float = 0.01
     min_fee: float = 0.0005
-    short_a: float = 0.15
-    short_b: float = 0.10
+    short_a: float = 0.25
+    short_b: float = 0.125
     option_mm_factor: float = 0.7
     long_haircut: float = 0.8
     spot_shock: float = 0.18
@@ -122,7 +123,7 @@ class CapitalParams:
     min_vol: float = 0.05
     cont_perp: float = 0.005
     cont_option: float = 0.01
-    im_factor: float = 1.2
+    im_factor: float = 1.15
     im_scalar: float = 1.0
     mm_scalar: float = 1.0
 

@@ -7,6 +7,8 @@
     plimsoll trade    MARKET SIZE [--sub N] [--acceptable-price P]   e.g. trade ETH-PERP -1.5
     plimsoll sync     [--db FILE]                          index all accounts (progress bar)
     plimsoll keeper run [keeper flags]                     see `plimsoll keeper run --help`
+    plimsoll capital-efficiency [--png F] [--json] [--set k=v]   option strategies: isolated /
+                                                           cross standard vs portfolio margin
 
 Common flags: ``--rpc`` (default $PLIMSOLL_RPC or http://127.0.0.1:8545), ``--deployment``
 (default deployments/local.json), and a signer: ``--keystore FILE`` with ``--password-file`` or
@@ -224,6 +226,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--db", type=Path, default=Path(".state/cli-index.sqlite"))
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=cmd_sync)
+    sub.add_parser("capital-efficiency", help="margin of option strategies by mode (table, PNG)")
     p = sub.add_parser("keeper", help="run a keeper")
     p.add_argument("what", choices=["run"])
     p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -237,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         from keepers.liquidator import main as keeper_main
 
         return keeper_main(argv[2:])
+    if argv[:1] == ["capital-efficiency"]:
+        from plimsoll.capital import main as capital_main
+
+        return capital_main(argv[1:])
     try:
         args = parser().parse_args(argv)
     except SystemExit as e:

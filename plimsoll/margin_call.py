@@ -69,6 +69,30 @@ class MarginCallNotice:
         }
 
 
+def with_contract_margins(
+    result: MarginResult, rows: npt.NDArray[np.int64], margins: list[tuple[int, int, int]]
+) -> MarginResult:
+    """``result`` with (equity, IM, MM) of ``rows`` replaced by the contract's own
+    ``accountMargin`` (accounts holding options or in portfolio margin, which the perps
+    mirror does not cover)."""
+    eq, im, mm = result.equity.copy(), result.im.copy(), result.mm.copy()
+    liq = result.liquidatable.copy()
+    for r, (e, i, m) in zip(rows, margins, strict=True):
+        eq[r], im[r], mm[r] = int(e), int(i), int(m)
+        liq[r] = int(e) < int(m)
+    return MarginResult(
+        result.block,
+        result.timestamp,
+        eq,
+        im,
+        mm,
+        liq,
+        result.health,
+        result.priced,
+        result.funding_index,
+    )
+
+
 def in_margin_call(result: MarginResult) -> npt.NDArray[np.bool_]:
     """Per account: priced, MM <= equity < IM (and IM > 0)."""
     eq = np.array([int(v) for v in result.equity], dtype=object)
@@ -111,11 +135,16 @@ def liquidation_moves(
 
 
 def margin_calls(state: MarginState, result: MarginResult) -> list[MarginCallNotice]:
-    """A notice for every account of ``state`` in the margin-call zone, in snapshot order."""
+    """A notice for every account of ``state`` in the margin-call zone, in snapshot order.
+
+    Accounts holding options (``state.flags``) get no price move: their value is not linear
+    in the price (``move_to_liquidation`` None)."""
     rows = np.flatnonzero(in_margin_call(result)).astype(np.int64)
     if len(rows) == 0:
         return []
     moves = liquidation_moves(state, result, rows)
+    if state.flags is not None:
+        moves = np.where(np.asarray(state.flags)[rows] != 0, np.nan, moves)
     price = [int(p) / WAD for p in state.market_price]
     out = []
     for row, x in zip(rows, moves, strict=True):

@@ -215,6 +215,7 @@ def measure(
     start: int,
     end: int,
     notices: list[dict[str, Any]] | None = None,
+    option_keys: list[tuple[str, int]] | None = None,
 ) -> dict[str, Any]:
     """Liquidatable and margin-call sets block by block (mirror over historical state),
     liquidation events, and how the margin-call ``notices`` match the zone's episodes."""
@@ -224,7 +225,16 @@ def measure(
     for b in range(start, end + 1):
         result = compute_margin(reader.read(accounts, b))
         liq_by_block[b] = np.asarray(result.liquidatable, dtype=bool)
-        zone_by_block[b] = in_margin_call(result)
+        zone = in_margin_call(result)
+        if option_keys:
+            # Option accounts: the contract's own accountMargin (not linear in prices).
+            got = [
+                dep.core.functions.accountMargin(o, s).call(block_identifier=b)
+                for o, s in option_keys
+            ]
+            extra = np.array([mm <= e < im and im > 0 for e, im, mm in got], dtype=bool)
+            zone = np.concatenate([zone, extra])
+        zone_by_block[b] = zone
     idx = {(o.lower(), s): i for i, (o, s) in enumerate(accounts)}
     liq_blocks: dict[int, list[int]] = {}
     bad_debt = 0
@@ -252,6 +262,8 @@ def measure(
     missed = int(liq_by_block[end].sum())
     lags.sort()
     # Margin-call episodes (entries into MM <= equity < IM) and the notices that cover them.
+    for j, (o, s) in enumerate(option_keys or []):
+        idx[(o.lower(), s)] = len(accounts) + j
     by_account: dict[int, list[int]] = {}
     for n in notices or []:
         i = idx.get((str(n["owner"]).lower(), int(n["subaccount"])))
@@ -259,7 +271,7 @@ def measure(
             by_account.setdefault(i, []).append(int(n["block"]))
     episodes = unnotified = 0
     matched = 0
-    for i in range(len(accounts)):
+    for i in range(len(accounts) + len(option_keys or [])):
         b = start
         while b <= end:
             if zone_by_block[b][i]:
@@ -292,14 +304,74 @@ def measure(
     }
 
 
-def run(n_traders: int, crash: float, blocks: int, seed: int) -> dict[str, Any]:
+STRATEGIES = ("naked_short_put", "covered_call", "protective_put", "hedged_short_put", "long_call")
+
+
+def open_option_traders(
+    dep: Deployment, addrs: list[str], rng: random.Random
+) -> list[tuple[str, int, str, bool]]:
+    """Options traders on ETH (30-day series): naked short puts, covered calls (long perp +
+    short call), protective puts, short puts delta-hedged with a short perp, long calls; half
+    in portfolio margin. Each opens with ample cash, then keeps IM x (1.05 .. 1.6) and
+    withdraws the rest, so the crash reaches some of them. Returns (owner, sub, strategy, pm)."""
+    core, opts, w3 = dep.core, dep.contracts["OptionsMarket"], dep.w3
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    expiry = now + 30 * 86_400
+    ids: dict[str, int] = {}
+    for name, call, strike in (
+        ("call", True, 2_000),
+        ("put", False, 2_000),
+        ("otm_put", False, 1_800),
+    ):
+        ids[name] = len(ids)
+        dep.send(opts.functions.listSeries(0, call, expiry, wad(strike)), dep.admin)
+    out = []
+    for i, addr in enumerate(addrs):
+        strategy = STRATEGIES[i % len(STRATEGIES)]
+        portfolio = (i // len(STRATEGIES)) % 2 == 0
+        sub = 7
+        q = round(rng.uniform(1, 5), 3)
+        dep.send(dep.cash.functions.mint(addr, token_units(1_000_000, 6)), addr)
+        dep.send(dep.cash.functions.approve(core.address, 2**256 - 1), addr)
+        dep.send(core.functions.deposit(sub, 0, token_units(q * 2_000, 6)), addr)
+        if portfolio:
+            dep.send(core.functions.setPortfolioMargin(sub, True), addr)
+        legs: list[tuple[str, float]] = {
+            "naked_short_put": [("put", -q)],
+            "covered_call": [("perp", q), ("call", -q)],
+            "protective_put": [("perp", q), ("otm_put", q)],
+            "hedged_short_put": [("put", -q), ("perp", -q / 2)],
+            "long_call": [("call", q)],
+        }[strategy]
+        for leg, size in legs:
+            if leg == "perp":
+                dep.send(core.functions.trade(sub, 0, wad(round(size, 6)), 0), addr)
+            else:
+                dep.send(opts.functions.trade(sub, ids[leg], wad(round(size, 6)), 0), addr)
+        equity, im, _ = core.functions.accountMargin(addr, sub).call()
+        keep = int(im * rng.uniform(1.05, 1.6))
+        cash_wad = int(core.functions.getAccount(addr, sub).call()[0])
+        spare = (min(equity - keep, cash_wad) // 10**12) - 1
+        if spare > 0:
+            dep.send(core.functions.withdraw(sub, 0, spare), addr)
+        out.append((addr, sub, strategy, portfolio))
+    return out
+
+
+def run(
+    n_traders: int, crash: float, blocks: int, seed: int, n_option_traders: int = 40
+) -> dict[str, Any]:
     rng = random.Random(seed)
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp, LocalNode(accounts=n_traders + 2) as w3:
+    n_all = n_traders + n_option_traders
+    with tempfile.TemporaryDirectory() as tmp, LocalNode(accounts=n_all + 2) as w3:
         node_url = w3.provider.endpoint_uri  # type: ignore[attr-defined]
         dep = deploy_local(w3, pool_liquidity=token_units(50_000_000, 6))
         traders = [str(a) for a in w3.eth.accounts[2 : 2 + n_traders]]
         accounts = open_traders(dep, traders, rng)
+        option_accounts = open_option_traders(
+            dep, [str(a) for a in w3.eth.accounts[2 + n_traders : 2 + n_all]], rng
+        )
         opened = sum(1 for o, s in accounts if dep.core.functions.getAccount(o, s).call()[2] != 0)
         print(f"{opened}/{len(accounts)} accounts opened positions in {time.monotonic() - t0:.1f}s")
         keeper, port, keeper_addr = start_keeper(dep, Path(tmp), node_url)
@@ -331,14 +403,18 @@ def run(n_traders: int, crash: float, blocks: int, seed: int) -> dict[str, Any]:
         _rpc(w3, "evm_setIntervalMining", [0])
         _rpc(w3, "evm_setAutomine", [True])
         keeper_summary = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        options = _options_summary(dep, option_accounts, start, end)
         notices = [json.loads(x) for x in notices_file.read_text().splitlines() if x.strip()]
         # Notices before the crash window (set-up blocks) are outside the measured range.
         notices = [n for n in notices if start <= int(n["block"]) <= end]
-        result = measure(dep, accounts, start, end, notices)
+        result = measure(
+            dep, accounts, start, end, notices, [(o, s) for o, s, _, _ in option_accounts]
+        )
         summary = {
             "accounts": len(accounts),
             "positions_opened": opened,
             **result,
+            **options,
             "keeper": keeper_summary,
             "keeper_exit_code": keeper.returncode,
             "notifier_exit_code": notifier.returncode,
@@ -356,20 +432,53 @@ def run(n_traders: int, crash: float, blocks: int, seed: int) -> dict[str, Any]:
     return summary
 
 
+def _options_summary(
+    dep: Deployment, option_accounts: list[tuple[str, int, str, bool]], start: int, end: int
+) -> dict[str, Any]:
+    """Option accounts: liquidations (witness ones among them) and any left liquidatable."""
+    core = dep.core
+    keys = {(o, s) for o, s, _, _ in option_accounts}
+    witness = [
+        e
+        for e in core.events.WitnessLiquidation().get_logs(from_block=start, to_block=end)
+        if (e["args"]["owner"], e["args"]["subaccount"]) in keys
+    ]
+    liquidated = {
+        (e["args"]["owner"], e["args"]["subaccount"])
+        for e in core.events.Liquidated().get_logs(from_block=start, to_block=end)
+        if (e["args"]["owner"], e["args"]["subaccount"]) in keys
+    }
+    missed = [k for k in keys if core.functions.isLiquidatable(*k).call(block_identifier=end)]
+    by_strategy: dict[str, int] = {}
+    for o, s, strategy, pm_mode in option_accounts:
+        if (o, s) in liquidated:
+            label = f"{strategy}{'_pm' if pm_mode else ''}"
+            by_strategy[label] = by_strategy.get(label, 0) + 1
+    return {
+        "options_accounts": len(option_accounts),
+        "options_portfolio_accounts": sum(1 for *_, p in option_accounts if p),
+        "witness_liquidations": len(witness),
+        "options_accounts_liquidated": len(liquidated),
+        "options_liquidated_by_strategy": dict(sorted(by_strategy.items())),
+        "options_missed": len(missed),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Plimsoll demo: traders, crash, keeper")
     ap.add_argument("--traders", type=int, default=220)
     ap.add_argument("--crash", type=float, default=0.30)
     ap.add_argument("--blocks", type=int, default=30)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--option-traders", type=int, default=40)
     args = ap.parse_args(argv)
     try:
-        summary = run(args.traders, args.crash, args.blocks, args.seed)
+        summary = run(args.traders, args.crash, args.blocks, args.seed, args.option_traders)
     except PlimsollError as e:
         print(f"demo failed: {e}", file=sys.stderr)
         return 1
     print(json.dumps(summary))
-    return 0 if summary["missed"] == 0 else 1
+    return 0 if summary["missed"] == 0 and summary["options_missed"] == 0 else 1
 
 
 if __name__ == "__main__":

@@ -139,8 +139,9 @@ def _options_gas(dep: Deployment, clock: Clock, traders: list[str], keeper: str)
         witness = _worst_witness(opts, who)
         # The witness check alone (the options market's view on one scenario), for comparison
         # with pm_check_N; the liquidation adds the closing of every position.
-        out[f"witness_check_{n}"] = int(opts.functions.accountRisk(who, 0, True, witness).estimate_gas())
-        out[f"pm_risk_view_{n}"] = int(opts.functions.accountRisk(who, 0, True, 2**256 - 1).estimate_gas())
+        risk = opts.functions.accountRisk
+        out[f"witness_check_{n}"] = int(risk(who, 0, True, witness).estimate_gas())
+        out[f"pm_risk_view_{n}"] = int(risk(who, 0, True, 2**256 - 1).estimate_gas())
         equity, _, mm = core.functions.accountMargin(who, 0).call()
         assert equity < mm, f"{n}-option account not liquidatable"
         rcpt = clock.send(core.functions.liquidateWitness(who, 0, witness), keeper)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.keeper.conftest import Running, Setup
-
 from plimsoll.units import token_units, wad
+from tests.keeper.conftest import Running, Setup
 
 DAY = 86_400
 
