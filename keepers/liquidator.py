@@ -151,6 +151,9 @@ class LiquidationKeeper:
             w3.eth.contract(address=opts, abi=load_abi("OptionsMarket")) if opts else None
         )
         self.stats_witness = 0
+        self.stats_settlements = 0
+        # Settlement txs sent: ("series", id) or (owner, sub) -> block (re-sent after 5 blocks).
+        self.settling: dict[tuple[str, int], int] = {}
         liq = self.client.core.functions.liquidationConfig().call()
         self.penalty, self.keeper_share, self.reward_cap = int(liq[0]), int(liq[1]), int(liq[4])
         self._approved = False
@@ -454,6 +457,7 @@ class LiquidationKeeper:
         book = pm.OptionBook.from_positions(
             positions, state.sizes[rows], np.asarray(result.equity)[rows]
         )
+        self._settle(series, positions, keys, state, block)
         pmr = pm.portfolio_margin(book, market, pcfg)
         smr = pm.standard_option_margin(book, market, pm.OptionsConfig.from_wad_tuple(cfgs[0]))
         cands: list[tuple[str, int, str, int]] = []
@@ -508,6 +512,47 @@ class LiquidationKeeper:
             if str(payload).startswith("0x" + _SEL_WITNESS.hex()):
                 self.stats_witness += 1
             log(logger, logging.INFO, "options liquidation sent", account=label, block=block)
+
+    def _settle(
+        self,
+        series: list[pm.Series],
+        positions: list[list[tuple[pm.Series, int]]],
+        keys: list[tuple[str, int]],
+        state: Any,
+        block: int,
+    ) -> None:
+        """Settlement duty: fix the price of every expired series that holders still carry
+        (once the spot is graded OK) and pay out accounts holding settled series."""
+        assert self.options is not None
+        if self.sender is None:
+            return
+        opts = self.options
+        held_ids = {s for p in positions for s, _ in p}
+        txs: list[tuple[str, bytes | str, str]] = []
+        for i, s in enumerate(series):
+            if (
+                s in held_ids
+                and s.settlement_price == 0
+                and int(state.timestamp) >= s.expiry
+                and self.settling.get(("series", i), -10) < block - 5
+            ):
+                m = s.market_id
+                self.settling[("series", i)] = block
+                if state.market_price_ok is None or bool(state.market_price_ok[m]):
+                    data = opts.functions.settleSeries(i)._encode_transaction_data()
+                    txs.append((opts.address, data, f"settle-series:{i}"))
+        for (owner, sub), p in zip(keys, positions, strict=True):
+            if (
+                any(s.settlement_price != 0 for s, _ in p)
+                and self.settling.get((owner, sub), -10) < block - 5
+            ):
+                data = opts.functions.settleAccount(owner, sub)._encode_transaction_data()
+                txs.append((opts.address, data, f"settle-account:{owner}:{sub}"))
+                self.settling[(owner, sub)] = block
+        if txs:
+            self.sender.send_many(txs, gas=1_500_000)
+            self.stats_settlements += len(txs)
+            log(logger, logging.INFO, "settlements sent", count=len(txs), block=block)
 
     def _collateral_args(self, state: Any, row: int) -> tuple[int, int] | None:
         """(asset id, repay amount) for liquidateCollateral of an account with cash debt and
@@ -593,6 +638,7 @@ class LiquidationKeeper:
             "rpc_errors": s.rpc_errors,
             "accounts_liquidated": len(s.liquidated_accounts),
             "witness_liquidations_sent": self.stats_witness,
+            "settlements_sent": self.stats_settlements,
         }
 
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from plimsoll.units import token_units, wad
-from tests.keeper.conftest import Running, Setup
+from tests.keeper.conftest import Running, Setup, rpc
 
 DAY = 86_400
 
@@ -66,3 +66,28 @@ def test_keeper_witness_liquidates_portfolio_accounts(setup: Setup, tmp_path: Pa
     }
     assert who["std_naked"] in liquidated and who["pm_covered"] not in liquidated
     assert keeper.stats_witness >= 1
+
+
+def test_keeper_settles_expired_series_and_pays_holders(setup: Setup, tmp_path: Path) -> None:
+    s = setup
+    who = _options_book(s)
+    opts, core = s.dep.contracts["OptionsMarket"], s.dep.core
+    rpc(s.w3, "evm_increaseTime", [31 * DAY])
+    for feed_id, p in ((1, 2_100), (2, 60_000), (3, 150), (11, 0.8), (12, 0.7), (13, 1.0)):
+        s.dep.set_price(feed_id, p)
+    cash_before = {n: core.functions.getAccount(*a).call()[0] for n, a in who.items()}
+    keeper = s.keeper(tmp_path, s.keeper_key(), "settle")
+    with Running(keeper):
+        for _ in range(40):
+            if all(not opts.functions.positions(*a).call()[0] for a in who.values()):
+                break
+            rpc(s.w3, "evm_mine", [])
+            time.sleep(0.2)
+    assert int(opts.functions.series(0).call()[4]) == 2_100 * 10**18
+    for name, acct in who.items():
+        assert opts.functions.positions(*acct).call()[0] == []
+    # The long call received its payoff (2,100 - 2,000 per unit); the shorts paid theirs.
+    paid = core.functions.getAccount(*who["long"]).call()[0] - cash_before["long"]
+    assert paid == 100 * 10**18
+    assert core.functions.getAccount(*who["std_naked"]).call()[0] < cash_before["std_naked"]
+    assert keeper.stats_settlements >= 5
