@@ -3,7 +3,8 @@
     forge coverage ... --report summary | python scripts/coverage_check.py [--floor 90]
 
 Core contracts: contracts/Plimsoll.sol, contracts/core/*.sol, contracts/oracle/*.sol,
-contracts/LiquidityPool.sol, contracts/libraries/*.sol (mocks and the read-only lens are not).
+contracts/options/*.sol, contracts/LiquidityPool.sol, contracts/libraries/*.sol (mocks and the
+read-only lens are not).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import re
 import sys
 
-CORE = re.compile(r"contracts/(Plimsoll\.sol|LiquidityPool\.sol|core/|oracle/|libraries/)")
+CORE = re.compile(r"contracts/(Plimsoll\.sol|LiquidityPool\.sol|core/|oracle/|options/|libraries/)")
 ROW = re.compile(r"\|\s*(contracts/\S+)\s*\|\s*([\d.]+)% \((\d+)/(\d+)\)")
 
 

@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {IPlimsoll} from "../../../contracts/interfaces/IPlimsoll.sol";
+import {IOptions} from "../../../contracts/interfaces/IOptions.sol";
 
 /// @notice The external surface of `Plimsoll` (and its modules) as the tests call it.
 /// @dev Tests talk to the core through this interface and deploy it from its artifact: importing
@@ -24,6 +25,7 @@ interface ICore is IPlimsoll {
     function isListed(address token) external view returns (bool);
     function configurator() external view returns (address);
     function riskKeeper() external view returns (address);
+    function options() external view returns (address);
 
     // roles and registry
     function setAdmin(address next) external;
@@ -34,6 +36,7 @@ interface ICore is IPlimsoll {
     function listMarket(MarketConfig calldata c) external returns (uint256);
     function configureMarket(uint256 marketId, MarketConfig calldata c) external;
     function setLiquidationConfig(LiquidationConfig calldata c) external;
+    function setOptions(address options_) external;
 
     // dynamic margin
     function setRiskKeeper(address next) external;
@@ -60,9 +63,15 @@ interface ICore is IPlimsoll {
     // trading and liquidation
     function trade(uint256 sub, uint256 marketId, int256 sizeDelta, uint256 acceptablePrice) external;
     function liquidate(address owner, uint256 sub) external returns (uint256 fraction);
+    function liquidateWitness(address owner, uint256 sub, uint256 witness) external returns (uint256 fraction);
     function liquidateCollateral(address owner, uint256 sub, uint256 assetId, uint256 repayAmount)
         external
         returns (uint256 seized);
+
+    // options market hooks and portfolio margin
+    function optionsBook(address owner, uint256 sub, int256 cashDelta, bool hasOptions) external;
+    function optionsCheck(address owner, uint256 sub, bool reducing, bool poolGrew) external view;
+    function setPortfolioMargin(uint256 sub, bool enabled) external;
 
     // views
     function accountMargin(address owner, uint256 sub) external view returns (int256 equity, uint256 im, uint256 mm);
@@ -95,4 +104,54 @@ interface IPool {
     function mint(uint256 shares, address receiver) external returns (uint256 assets);
     function withdraw(uint256 assets, address receiver, address owner) external returns (uint256 shares);
     function redeem(uint256 shares, address receiver, address owner) external returns (uint256 assets);
+}
+
+/// @notice The surface of `OptionsMarket` the tests use (deployed from its artifact, like the
+///         core), with its errors and events so that tests can name them.
+interface IOptionsMarketT is IOptions {
+    error NotCore(address caller);
+    error NotAdmin(address caller);
+    error UnknownSeries(uint256 seriesId);
+    error SeriesExpired(uint256 seriesId, uint256 expiry);
+    error NotExpired(uint256 seriesId, uint256 expiry);
+    error AlreadySettled(uint256 seriesId);
+    error TooManySeries(uint256 limit);
+    error OptionsDisabled(uint256 marketId);
+    error OptionReduceOnly(uint256 seriesId, uint8 status);
+    error OptionPriceNotTrusted(uint256 feedId, uint8 status);
+    error OptionSlippage(uint256 unitPrice, uint256 limitPrice);
+    error InvalidOptionsConfig(bytes32 what);
+    error ZeroSize();
+    error TradingPaused();
+
+    event SeriesListed(uint256 indexed seriesId, uint256 indexed marketId, bool isCall, uint256 expiry, uint256 strike);
+    event OptionTraded(
+        address indexed owner, uint256 indexed subaccount, uint256 indexed seriesId,
+        int256 sizeDelta, uint256 mark, int256 premium, uint256 fee
+    );
+    event SeriesSettled(uint256 indexed seriesId, uint256 settlementPrice);
+    event OptionSettled(address indexed owner, uint256 indexed subaccount, uint256 indexed seriesId, int256 size, int256 payoff);
+    event OptionsLiquidated(address indexed owner, uint256 indexed subaccount, uint256 fraction, int256 realized, uint256 notional);
+
+    function MAX_ACCOUNT_SERIES() external view returns (uint256);
+    function MAX_LIVE_SERIES() external view returns (uint256);
+    function core() external view returns (address);
+    function oracle() external view returns (address);
+
+    function configure(uint256 marketId, OptionsConfig calldata c) external;
+    function configurePortfolio(PortfolioConfig calldata p) external;
+    function listSeries(uint256 marketId, bool isCall, uint40 expiry, uint128 strike) external returns (uint256 id);
+
+    function trade(uint256 sub, uint256 seriesId, int256 sizeDelta, uint256 limitPrice) external;
+    function settleSeries(uint256 seriesId) external;
+    function settleAccount(address owner, uint256 sub) external;
+
+    function openInterest(uint256 seriesId) external view returns (int256);
+    function seriesCount() external view returns (uint256);
+    function series(uint256 seriesId) external view returns (Series memory);
+    function liveSeries() external view returns (uint256[] memory);
+    function optionsConfig(uint256 marketId) external view returns (OptionsConfig memory);
+    function portfolioConfig() external view returns (PortfolioConfig memory);
+    function positions(address owner, uint256 sub) external view returns (uint256[] memory ids, int256[] memory sizes);
+    function mark(uint256 seriesId) external view returns (uint256 value, uint256 spot, uint256 vol);
 }
