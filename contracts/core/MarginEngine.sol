@@ -247,9 +247,10 @@ abstract contract MarginEngine is PlimsollStorage {
             im += req;
         }
         if (address(options) != address(0)) {
-            (int256 v, uint256 req) = options.poolRisk();
+            (int256 v, uint256 req, uint256 bad, uint8 st) = options.poolRisk();
             equity += v;
             im += req;
+            if (bad != 0 && untrustedFeed == 0) (untrustedFeed, untrustedStatus) = (bad, st);
         }
     }
 

@@ -94,7 +94,10 @@ interface IOptions {
         view
         returns (int256 value, uint256 im, uint256 mm, uint256 notional, uint256 untrustedFeed, uint8 status);
 
-    function poolRisk() external view returns (int256 value, uint256 im);
+    /// @notice The pool's options: value [wad USD] of its positions (minus the traders' open
+    ///         interest) and their standard IM; the first spot or vol feed (+1) not graded OK
+    ///         with its grade (LP withdrawals wait for it). O(live series).
+    function poolRisk() external view returns (int256 value, uint256 im, uint256 untrustedFeed, uint8 status);
 
     function liquidateFraction(address owner, uint256 sub, uint256 fraction)
         external

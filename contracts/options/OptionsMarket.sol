@@ -271,6 +271,7 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
             int256 closeQ = q > 0 ? SafeCastLib.toInt(closeAbs) : -SafeCastLib.toInt(closeAbs);
             openInterest[id] -= closeQ;
             _setSize(owner, sub, id, q, q - closeQ);
+            _retireIfDone(id); // a settled series whose last position closed leaves the live list
         }
         hasOptions = held.length != 0;
         emit OptionsLiquidated(owner, sub, fraction, realized, notional);
@@ -321,14 +322,18 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
         }
     }
 
-    /// @notice The pool's options: value [wad USD] of its positions (minus the traders' open
-    ///         interest) and their standard IM. O(live series).
-    function poolRisk() external view returns (int256 value, uint256 im) {
+    /// @inheritdoc IOptions
+    function poolRisk() external view returns (int256 value, uint256 im, uint256 untrustedFeed, uint8 status) {
         MarketData[MAX_MARKETS] memory md;
         for (uint256 k; k < _live.length; ++k) {
             uint256 id = _live[k];
             int256 oi = openInterest[id];
             if (oi == 0) continue;
+            uint256 m = _series[id].marketId;
+            if (!md[m].used && untrustedFeed == 0) {
+                (,, uint256 bad, uint8 st) = _marketInputs(m);
+                (untrustedFeed, status) = (bad, st);
+            }
             (int256 v, uint256 req,,) = _standardLeg(id, -oi, md);
             value += v;
             im += req;

@@ -942,15 +942,14 @@ contract OptionsSettlementTest is OptionsBase {
         assertEq(optSize(bob, 0, late), 1e18);
     }
 
-    /// KNOWN BUG (contracts/options/OptionsMarket.sol, `liquidateFraction` does not call
+    /// Was a bug (contracts/options/OptionsMarket.sol, `liquidateFraction` does not call
     /// `_retireIfDone`): a liquidation that closes the last position of a settled series brings
     /// its open interest to 0, but the series stays in the live list. Nothing can retire it
     /// later (settleSeries reverts AlreadySettled, settleAccount only walks held series and
     /// nobody holds it), so it occupies one of the MAX_LIVE_SERIES slots for ever; enough of
-    /// them block `listSeries` (TooManySeries). Skipped unless PLIMSOLL_KNOWN_BUGS=true, so
-    /// that the suite stays green until the contract is fixed; it fails on the last assertion.
+    /// them block `listSeries` (TooManySeries). Found by this test; fixed (liquidateFraction
+    /// retires it).
     function test_liquidation_closing_the_last_settled_position_retires_the_series() public {
-        if (!vm.envOr("PLIMSOLL_KNOWN_BUGS", false)) vm.skip(true);
         depositFor(alice, 0, CASH_ID, 600e6);
         optTrade(alice, 0, atmCall, -1e18);
         setPrice(ethFeed, 3_000e18);
@@ -1174,25 +1173,24 @@ contract OptionsAdminTest is OptionsBase {
         // The pool is short 5 ATM calls: IM 25% x 10,000; its equity gains only the fee.
         assertEq(pim1, 2_500e18);
         assertEq(pe1 - pe0, toInt(fee) + toInt(mulUp(5e18, m)) - toInt(mulUp(5e18, m)));
-        (int256 v, uint256 req) = opt.poolRisk();
+        (int256 v, uint256 req,,) = opt.poolRisk();
         assertEq(v, -toInt(mulUp(5e18, m)));
         assertEq(req, 2_500e18);
         // Traders selling puts make the pool long: value at the haircut, no IM.
         depositFor(bob, 0, CASH_ID, 10_000e6);
         optTrade(bob, 0, atmPut, -2e18);
-        (v, req) = opt.poolRisk();
+        (v, req,,) = opt.poolRisk();
         assertEq(req, 2_500e18);
         assertEq(v, -toInt(mulUp(5e18, m)) + toInt((2e18 * markOf(atmPut) / WAD) * LONG_HAIRCUT / WAD));
     }
 
-    /// KNOWN BUG (contracts/core/MarginEngine.sol `_poolMargin` with OptionsMarket.poolRisk):
+    /// Was a bug (contracts/core/MarginEngine.sol `_poolMargin` with OptionsMarket.poolRisk):
     /// `_poolMargin` grades the perp feeds it uses ("pool withdrawals need all OK") but adds
     /// `options.poolRisk()`, which reads the options' spot and IV feeds without grading them,
     /// so an LP withdraws against option values priced from a stale IV (or a stale spot of a
-    /// market without perp open interest). Skipped unless PLIMSOLL_KNOWN_BUGS=true; it fails at
-    /// the second expectRevert (the withdrawal goes through).
+    /// market without perp open interest). Found by this test; fixed (poolRisk reports the
+    /// first feed not graded OK).
     function test_pool_withdrawal_waits_for_trusted_option_prices() public {
-        if (!vm.envOr("PLIMSOLL_KNOWN_BUGS", false)) vm.skip(true);
         depositFor(alice, 0, CASH_ID, 10_000e6);
         optTrade(alice, 0, atmCall, 5e18);
         // Control: a stale spot under the pool's perp exposure holds LP withdrawals.
