@@ -12,8 +12,8 @@ rate [wad per year], ``tau`` [s] (annualized by 365 days).
 Notes
 -----
 This is a parity tool, written per element in plain Python ints (256-bit EVM arithmetic has no
-numpy dtype); about 6 us per call/put pair (measured). Use float64 code for bulk what-if analysis and this
-module where the result must equal the chain's.
+numpy dtype); about 6 us per call/put pair (measured). Use float64 code for bulk what-if
+analysis and this module where the result must equal the chain's.
 
 References
 ----------
