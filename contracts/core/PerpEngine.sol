@@ -7,8 +7,10 @@ import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
 /// @title PerpEngine
 /// @notice Linear USD-quoted perpetual futures traded against the liquidity pool.
 /// @dev Trading rule: every fill is at the oracle's latest answer p; while the oracle grades
-///      it below OK the market is reduce-only (closing at a suspect or stale answer is allowed:
-///      it only lowers risk, and the account must still clear MM at the prices it uses); the trader pays a taker fee of
+///      it below OK the market is reduce-only (closing is allowed, at the end of
+///      OracleRouter.fillBounds worse for the trader: during a suspect jump, the pre-jump price
+///      if that is worse, so a wick cannot be cashed in against the pool; the account must
+///      still clear MM at the prices it uses); the trader pays a taker fee of
 ///      ceil(|sizeDelta| x p x takerFee) to the pool. On every change a position is settled to
 ///      the mark (its PnL and funding move to cash, against the pool) and reopened at p, so a
 ///      position is always (size, size x p at the last settlement, funding index then).
@@ -33,7 +35,9 @@ abstract contract PerpEngine is MarginEngine {
         if (iso != 0 && iso - 1 != marketId) revert IsolatedMarketMismatch(sub, iso - 1, marketId);
 
         MarketConfig memory c = _marketConfigs[marketId];
-        (uint256 price, uint8 status) = oracle.priceInfo(c.feedId);
+        // OK: lo == hi == the answer. Otherwise (reduce-only) the end worse for the trader.
+        (uint256 lo, uint256 hi, uint8 status) = oracle.fillBounds(c.feedId);
+        uint256 price = sizeDelta > 0 ? hi : lo;
         if (acceptablePrice != 0 && (sizeDelta > 0 ? price > acceptablePrice : price < acceptablePrice)) {
             revert SlippageExceeded(price, acceptablePrice);
         }

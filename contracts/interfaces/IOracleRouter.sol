@@ -47,6 +47,13 @@ interface IOracleRouter {
     /// @return status 0 OK, 1 SUSPECT, 2 STALE, 3 SEQUENCER
     function priceInfo(uint256 feedId) external view returns (uint256 priceWad, uint8 status);
 
+    /// @notice The range a reduce-only fill uses while `feedId` is not OK: the latest answer
+    ///         and, while a jump is pending (SUSPECT), the last price before it; fills take the
+    ///         end worse for the trader (buys hi, sells lo), so nobody closes at a wick's
+    ///         expense of the pool. Both ends equal the answer in every other grade.
+    /// @return lo [wad]   @return hi [wad]   @return status the grade (as priceInfo)
+    function fillBounds(uint256 feedId) external view returns (uint256 lo, uint256 hi, uint8 status);
+
     /// @notice The checked, normalized price of `feedId`; reverts unless its grade is OK.
     /// @return priceWad USD per whole token [wad]
     function price(uint256 feedId) external view returns (uint256 priceWad);

@@ -97,6 +97,20 @@ contract OracleRouter is IOracleRouter {
 
     /// @inheritdoc IOracleRouter
     function priceInfo(uint256 feedId) public view returns (uint256 priceWad, uint8 status) {
+        (priceWad, status,) = _read(feedId);
+    }
+
+    /// @inheritdoc IOracleRouter
+    function fillBounds(uint256 feedId) external view returns (uint256 lo, uint256 hi, uint8 status) {
+        uint256 p;
+        uint256 ref;
+        (p, status, ref) = _read(feedId);
+        (lo, hi) = p < ref ? (p, ref) : (ref, p);
+    }
+
+    /// @dev The graded latest answer, and a reference: the last price before a pending jump
+    ///      (SUSPECT), else the answer itself.
+    function _read(uint256 feedId) internal view returns (uint256 priceWad, uint8 status, uint256 ref) {
         Feed memory f = feeds[feedId];
         if (address(f.aggregator) == address(0)) revert UnknownFeed(feedId);
         (uint80 roundId, int256 answer,, uint256 updatedAt,) = f.aggregator.latestRoundData();
@@ -104,10 +118,15 @@ contract OracleRouter is IOracleRouter {
         if (priceWad < f.minWad || priceWad > f.maxWad) {
             revert PriceOutOfBounds(feedId, priceWad, f.minWad, f.maxWad);
         }
-        if (!_sequencerUp()) return (priceWad, SEQUENCER);
-        if (updatedAt + f.heartbeat < block.timestamp) return (priceWad, STALE);
-        if (f.jumpWad != 0 && _jumpPending(f, roundId, priceWad, updatedAt)) return (priceWad, SUSPECT);
-        return (priceWad, OK);
+        ref = priceWad;
+        if (!_sequencerUp()) return (priceWad, SEQUENCER, ref);
+        if (updatedAt + f.heartbeat < block.timestamp) return (priceWad, STALE, ref);
+        if (f.jumpWad != 0) {
+            bool pending;
+            (pending, ref) = _jumpPending(f, roundId, priceWad, updatedAt);
+            if (pending) return (priceWad, SUSPECT, ref);
+        }
+        return (priceWad, OK, priceWad);
     }
 
     /// @inheritdoc IOracleRouter
@@ -157,27 +176,33 @@ contract OracleRouter is IOracleRouter {
     }
 
     /// @dev Whether one of the last `confirmRounds` moves ending at the latest round exceeds the
-    ///      jump bound and is younger than `holdSeconds`. Walks rounds newest first, at most
-    ///      MAX_CONFIRM_ROUNDS reads; an accepted (old) jump ends the walk.
-    function _jumpPending(Feed memory f, uint80 roundId, uint256 cur, uint256 curTime) internal view returns (bool) {
+    ///      jump bound and is younger than `holdSeconds`, and the price just before that move.
+    ///      Walks rounds newest first, at most MAX_CONFIRM_ROUNDS reads; an accepted (old) jump
+    ///      ends the walk.
+    function _jumpPending(Feed memory f, uint80 roundId, uint256 cur, uint256 curTime)
+        internal
+        view
+        returns (bool, uint256)
+    {
+        uint256 latest = cur;
         for (uint256 i; i < f.confirmRounds; ++i) {
-            if (roundId <= 1) return false;
+            if (roundId <= 1) return (false, latest);
             --roundId;
             int256 prevAnswer;
             uint256 prevTime;
             try f.aggregator.getRoundData(roundId) returns (uint80, int256 a, uint256, uint256 t, uint80) {
                 (prevAnswer, prevTime) = (a, t);
             } catch {
-                return false;
+                return (false, latest);
             }
-            if (prevAnswer <= 0 || prevTime == 0) return false;
+            if (prevAnswer <= 0 || prevTime == 0) return (false, latest);
             uint256 prev = uint256(prevAnswer) * 10 ** (18 - f.decimals);
             uint256 move = cur > prev ? cur - prev : prev - cur;
             // move / prev > jump, without division: move x WAD > jump x prev.
-            if (move * 1e18 > uint256(f.jumpWad) * prev) return block.timestamp < curTime + f.holdSeconds;
+            if (move * 1e18 > uint256(f.jumpWad) * prev) return (block.timestamp < curTime + f.holdSeconds, prev);
             (cur, curTime) = (prev, prevTime);
         }
-        return false;
+        return (false, latest);
     }
 
     function _sequencerUp() internal view returns (bool) {

@@ -88,6 +88,19 @@ contract BreakersTest is Base {
         assertEq(p, 2_000e18);
     }
 
+    function test_short_closes_at_the_pre_jump_price_after_a_down_wick() public {
+        depositFor(bob, 0, CASH_ID, 10_000e6);
+        tradeAs(bob, 0, ETH_PERP, -10e18);
+        nextBlock();
+        setPrice(ethFeed, 1_600e18); // -20% wick: a short would profit 400 per ETH
+        int256 cash0 = cashOf(bob, 0);
+        tradeAs(bob, 0, ETH_PERP, 10e18); // closes at hi = 2,000
+        int256 moved = cashOf(bob, 0) - cash0;
+        assertTrue(moved < -9.99e18 && moved > -10.1e18, "no wick profit, only the fee");
+        (uint256 lo, uint256 hi,) = oracle.fillBounds(BTC_FEED);
+        assertEq(lo, hi, "an OK feed has one price");
+    }
+
     function test_stale_price_is_graded_not_reverted() public {
         vm.warp(block.timestamp + 1 hours + 1);
         (uint256 p, uint8 s) = oracle.priceInfo(ETH_FEED);
@@ -164,9 +177,17 @@ contract BreakersTest is Base {
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(IPlimsoll.MarketReduceOnly.selector, ETH_PERP, SUSPECT));
         core.trade(0, ETH_PERP, 1e18, 0);
-        // Reducing is allowed.
+        // Reducing is allowed, at the pre-jump price when that is worse for the trader: the long
+        // sells 5 ETH at 2,000, not at the +20% wick (realized PnL ~0, minus the 5 USD fee).
+        (uint256 lo, uint256 hi, uint8 st) = oracle.fillBounds(ETH_FEED);
+        assertEq(lo, 2_000e18);
+        assertEq(hi, 2_400e18);
+        assertEq(st, SUSPECT);
+        int256 cash0 = cashOf(alice, 0);
         tradeAs(alice, 0, ETH_PERP, -5e18);
         assertEq(sizeOf(alice, 0, ETH_PERP), 40e18);
+        int256 moved = cashOf(alice, 0) - cash0;
+        assertTrue(moved < -4.99e18 && moved > -5.01e18, "filled at the pre-jump price");
         // A risk-increasing action elsewhere that needs the suspect price waits too.
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(IPlimsoll.PriceNotTrusted.selector, uint256(ETH_FEED), SUSPECT));
