@@ -43,8 +43,8 @@ from keepers.ops import (
     OpsServer,
     in_shard,
     install_signal_handlers,
-    load_config,
     log,
+    merge_config,
     parse_shard,
     setup_logging,
 )
@@ -663,22 +663,11 @@ def build_config(argv: list[str]) -> KeeperConfig:
     ap.add_argument("--log-level", default="info")
     args = ap.parse_args(argv)
     setup_logging(args.log_level)
-    merged: dict[str, Any] = load_config(args.config)
-    for k, v in vars(args).items():
-        if v is not None and k not in ("config", "log_level"):
-            merged[k] = v
-    for req in ("rpc", "deployment"):
-        if req not in merged:
-            raise ConfigError(f"--{req} is required (flag or config file)")
+    merged = merge_config(
+        args, KeeperConfig.__dataclass_fields__, ("deployment", "db", "keystore", "password_file")
+    )
     if "shard" in merged:
         merged["shard"] = parse_shard(str(merged["shard"]))
-    for k in ("deployment", "db", "keystore", "password_file"):
-        if k in merged and merged[k] is not None:
-            merged[k] = Path(merged[k])
-    known = KeeperConfig.__dataclass_fields__
-    unknown = set(merged) - set(known)
-    if unknown:
-        raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
     return KeeperConfig(**merged)
 
 

@@ -32,8 +32,8 @@ from keepers.ops import (
     KeeperMetrics,
     OpsServer,
     install_signal_handlers,
-    load_config,
     log,
+    merge_config,
     setup_logging,
 )
 from plimsoll.client import PlimsollClient
@@ -267,19 +267,9 @@ def build_config(argv: list[str]) -> NotifierConfig:
     ap.add_argument("--log-level", default="info")
     args = ap.parse_args(argv)
     setup_logging(args.log_level)
-    merged: dict[str, Any] = load_config(args.config)
-    for k, v in vars(args).items():
-        if v is not None and k not in ("config", "log_level"):
-            merged[k] = v
-    for req in ("rpc", "deployment"):
-        if req not in merged:
-            raise ConfigError(f"--{req} is required (flag or config file)")
-    for k in ("deployment", "db", "episodes", "out"):
-        if merged.get(k) is not None:
-            merged[k] = Path(merged[k])
-    unknown = set(merged) - set(NotifierConfig.__dataclass_fields__)
-    if unknown:
-        raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
+    merged = merge_config(
+        args, NotifierConfig.__dataclass_fields__, ("deployment", "db", "episodes", "out")
+    )
     return NotifierConfig(**merged)
 
 

@@ -44,6 +44,26 @@ def load_config(path: Path | None) -> dict[str, Any]:
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
+def merge_config(args: Any, fields: Any, paths: tuple[str, ...]) -> dict[str, Any]:
+    """The TOML config (``args.config``) overridden by the flags given, checked: ``rpc`` and
+    ``deployment`` required, ``paths`` keys made ``Path`` s, no key outside ``fields`` (a
+    dataclass's ``__dataclass_fields__``)."""
+    merged: dict[str, Any] = load_config(args.config)
+    for k, v in vars(args).items():
+        if v is not None and k not in ("config", "log_level"):
+            merged[k] = v
+    for req in ("rpc", "deployment"):
+        if req not in merged:
+            raise ConfigError(f"--{req} is required (flag or config file)")
+    for k in paths:
+        if merged.get(k) is not None:
+            merged[k] = Path(merged[k])
+    unknown = set(merged) - set(fields)
+    if unknown:
+        raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
+    return merged
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     try:
         i_s, n_s = text.split("/")
