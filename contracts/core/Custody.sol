@@ -111,12 +111,4 @@ abstract contract Custody is PerpEngine {
         }
         if (acct.marketMask != 0 || acct.cash < 0 || acct.flags & FLAG_OPTIONS != 0) _requireInitialMargin(owner, sub);
     }
-
-    /// @dev Pulls `amount` from `from` and returns what actually arrived.
-    function _pull(IERC20 token, address from, uint256 amount) internal returns (uint256 received) {
-        uint256 before = token.balanceOf(address(this));
-        token.safeTransferFrom(from, address(this), amount);
-        received = token.balanceOf(address(this)) - before;
-        if (received == 0) revert NothingReceived(address(token));
-    }
 }

@@ -1,18 +1,16 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {Custody} from "./Custody.sol";
 import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
 
 /// @title Liquidations
-/// @notice Permissionless, partial liquidation of positions at the oracle mark against the pool,
-///         purchase of collateral from accounts left with cash debt, and the bad-debt waterfall:
-///         account equity -> insurance fund -> pool LPs.
+/// @notice Permissionless, partial liquidation of positions at the oracle mark against the pool
+///         and the bad-debt waterfall: account equity -> insurance fund -> pool LPs. (The
+///         purchase of collateral from accounts left with cash debt, `liquidateCollateral`,
+///         runs in the configurator: CollateralLiquidation.)
 abstract contract Liquidations is Custody {
-    using SafeERC20 for IERC20;
     using WadMath for uint256;
 
     /// @notice Closes just enough of every position of (owner, sub) (perps and options) to
@@ -57,7 +55,7 @@ abstract contract Liquidations is Custody {
         acct.marketMask = mask;
         if (hasOptions) {
             // The options market is the admin-set, trusted counterpart; it calls nothing back.
-            (int256 r, uint256 n, bool left) = options.liquidateFraction(owner, sub, fraction);
+            (int256 r, uint256 n, bool left) = options.liquidateFraction(owner, sub, fraction, snap.optionPrices);
             realized += r;
             closedNotional += n;
             if (!left) acct.flags &= ~FLAG_OPTIONS;
@@ -107,65 +105,6 @@ abstract contract Liquidations is Custody {
         emit Liquidated(owner, sub, msg.sender, fraction, closedNotional, penalty, reward, badDebt);
     }
 
-    /// @notice Buys collateral `assetId` from a liquidatable account that has no positions left
-    ///         and owes cash: the caller pays `repayAmount` cash [token units] from its wallet
-    ///         and receives collateral worth repay x (1 + bonus) at the oracle.
-    /// @return seized [token units] collateral sent to the caller
-    function liquidateCollateral(address owner, uint256 sub, uint256 assetId, uint256 repayAmount)
-        external
-        nonReentrant
-        whenNotPaused(PAUSE_LIQUIDATE)
-        returns (uint256 seized)
-    {
-        if (repayAmount == 0) revert ZeroAmount();
-        Account storage acct = _accounts[owner][sub];
-        if (acct.marketMask != 0 || acct.flags & FLAG_OPTIONS != 0 || acct.cash >= 0) revert CollateralNotSeizable(owner, sub);
-        Snapshot memory snap = _snapshot(owner, sub);
-        _requireTrusted(snap);
-        if (snap.equity >= SafeCastLib.toInt(snap.mm)) revert AccountHealthy(owner, sub, snap.equity, snap.mm);
-        AssetConfig storage a = _asset(assetId);
-        uint256 bal = _balances[owner][sub][assetId];
-        if (bal == 0) revert InsufficientBalance(assetId, 0, 1);
-
-        (repayAmount, seized) = _seizeAmounts(uint256(-int256(acct.cash)), repayAmount, a, bal);
-        if (seized == 0) revert ZeroAmount();
-
-        // Interactions are split around the effects: the payment is measured on arrival, the
-        // collateral leaves last; nonReentrant covers both.
-        uint256 received = _pull(cash, msg.sender, repayAmount);
-        if (received < repayAmount) revert InsufficientBalance(0, received, repayAmount);
-        int256 credit = SafeCastLib.toInt(WadMath.toWad(repayAmount, cashDecimals));
-        acct.cash = SafeCastLib.toInt128(acct.cash + credit);
-        cashBooked = SafeCastLib.toInt128(cashBooked + credit);
-        _balances[owner][sub][assetId] = bal - seized;
-        a.totalDeposited -= SafeCastLib.toUint128(seized);
-        if (bal == seized) acct.assetMask &= ~uint16(1 << assetId);
-
-        if (acct.assetMask == 0 && acct.cash < 0) _settleBadDebt(owner, sub, acct);
-        emit CollateralLiquidated(owner, sub, msg.sender, assetId, uint256(credit), seized);
-        IERC20(a.token).safeTransfer(msg.sender, seized);
-    }
-
-    /// @dev How much cash [token units] the buyer pays and how much collateral [token units] it
-    ///      receives: seized = repay x (1 + bonus) / price, rounded down; when that exceeds the
-    ///      balance, the whole balance for its value / (1 + bonus), rounded up.
-    function _seizeAmounts(uint256 debtWad, uint256 repayAmount, AssetConfig storage a, uint256 bal)
-        internal
-        view
-        returns (uint256 repay, uint256 seized)
-    {
-        uint8 cd = cashDecimals;
-        uint256 maxRepay = debtWad.fromWadUp(cd);
-        repay = repayAmount > maxRepay ? maxRepay : repayAmount;
-        uint256 price = oracle.price(a.feedId);
-        uint256 bonus = WAD + _liq.collateralBonusWad;
-        seized = WadMath.toWad(repay, cd).mulWadDown(bonus).divWadDown(price).fromWadDown(a.decimals);
-        if (seized > bal) {
-            seized = bal;
-            repay = WadMath.toWad(bal, a.decimals).mulWadUp(price).divWadUp(bonus).fromWadUp(cd);
-        }
-    }
-
     /// @dev Closes `fraction` of every position in the snapshot at the snapshot's prices.
     function _closePositions(address owner, uint256 sub, Snapshot memory snap, uint256 fraction, uint16 mask)
         internal
@@ -201,19 +140,5 @@ abstract contract Liquidations is Custody {
         uint256 f2 = Math.mulDiv(target - (equity - lc.keeperRewardMin), WAD, target, Math.Rounding.Ceil);
         if (f2 > f) f = f2;
         if (f >= WAD || snap.notional.mulWadDown(WAD - f) < lc.dustNotional) return WAD;
-    }
-
-    /// @dev An empty account with negative cash: the insurance fund covers what it can and the
-    ///      pool's LPs absorb the rest. Every step is in the event; nothing is hidden.
-    function _settleBadDebt(address owner, uint256 sub, Account storage acct) internal returns (uint256 deficit) {
-        deficit = uint256(-int256(acct.cash));
-        int256 fund = insuranceFund;
-        uint256 fromInsurance = fund > 0 ? Math.min(deficit, uint256(fund)) : 0;
-        uint256 socialized = deficit - fromInsurance;
-        acct.cash = 0;
-        insuranceFund = SafeCastLib.toInt128(fund - SafeCastLib.toInt(fromInsurance));
-        address poolAddr = pool;
-        _accounts[poolAddr][0].cash = SafeCastLib.toInt128(_accounts[poolAddr][0].cash - SafeCastLib.toInt(socialized));
-        emit BadDebtSettled(owner, sub, deficit, fromInsurance, socialized);
     }
 }

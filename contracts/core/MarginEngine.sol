@@ -35,6 +35,7 @@ abstract contract MarginEngine is PlimsollStorage {
         uint256[] marketIds;
         uint256[] prices; // [wad]
         int256[] indexes; // [wad] current funding index (pending accrual included)
+        uint256[] optionPrices; // per option position: mark | spot << 128 (IOptions.accountRisk)
     }
 
     // ------------------------------------------------------------------ rates
@@ -182,8 +183,9 @@ abstract contract MarginEngine is PlimsollStorage {
     ///      requirements; portfolio mode replaces IM and MM by the whole subaccount's stress.
     function _addOptions(Snapshot memory snap, address owner, uint256 sub, uint8 flags, uint256 witness) internal view {
         bool portfolio = flags & FLAG_PORTFOLIO != 0;
-        (int256 value, uint256 im, uint256 mm, uint256 notional, uint256 bad, uint8 status) =
+        (int256 value, uint256 im, uint256 mm, uint256 notional, uint256 bad, uint8 status, uint256[] memory prices) =
             options.accountRisk(owner, sub, portfolio, witness);
+        snap.optionPrices = prices;
         snap.equity += value;
         snap.notional += notional;
         if (portfolio) {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {MarginEngine} from "./MarginEngine.sol";
+import {CashLedger} from "./CashLedger.sol";
 import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
 
 /// @title PerpEngine
@@ -17,7 +17,7 @@ import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
 ///      Funding: index += maxFundingRate x clamp(skew / skewScale, -1, 1) x p x dt / 1 day;
 ///      a position owes size x (index now - index at settlement); the pool, holding -skew,
 ///      receives exactly what the positions owe.
-abstract contract PerpEngine is MarginEngine {
+abstract contract PerpEngine is CashLedger {
     using WadMath for uint256;
 
     /// @notice Opens, increases, reduces, closes or flips a position by `sizeDelta` [wad size].

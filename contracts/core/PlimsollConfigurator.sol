@@ -3,7 +3,7 @@ pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
-import {MarginEngine} from "./MarginEngine.sol";
+import {CollateralLiquidation} from "./CollateralLiquidation.sol";
 import {PlimsollStorage} from "./PlimsollStorage.sol";
 import {IOracleRouter} from "../interfaces/IOracleRouter.sol";
 import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
@@ -16,7 +16,7 @@ import {IOptions} from "../interfaces/IOptions.sol";
 ///         it in its own constructor with the same immutables. Called directly it acts on its
 ///         own empty storage, where nobody holds a role.
 /// @dev Split from the core so that the core's runtime code stays under the 24 KiB limit.
-contract PlimsollConfigurator is MarginEngine {
+contract PlimsollConfigurator is CollateralLiquidation {
     using WadMath for uint256;
 
     constructor(IERC20 cash_, IOracleRouter oracle_)

@@ -89,17 +89,29 @@ interface IOptions {
     /// @return notional [wad USD] sum |q| x spot of the options, for the liquidation penalty
     /// @return untrustedFeed 0, or feedId + 1 of a spot or vol feed not graded OK
     /// @return status that feed's grade
+    /// @return legPrices per position (in `positions` order): its mark | spot << 128 [wad], what
+    ///         `liquidateFraction` closes at (the core passes them on; nothing is priced twice)
     function accountRisk(address owner, uint256 sub, bool portfolio, uint256 witness)
         external
         view
-        returns (int256 value, uint256 im, uint256 mm, uint256 notional, uint256 untrustedFeed, uint8 status);
+        returns (
+            int256 value,
+            uint256 im,
+            uint256 mm,
+            uint256 notional,
+            uint256 untrustedFeed,
+            uint8 status,
+            uint256[] memory legPrices
+        );
 
     /// @notice The pool's options: value [wad USD] of its positions (minus the traders' open
     ///         interest) and their standard IM; the first spot or vol feed (+1) not graded OK
     ///         with its grade (LP withdrawals wait for it). O(live series).
     function poolRisk() external view returns (int256 value, uint256 im, uint256 untrustedFeed, uint8 status);
 
-    function liquidateFraction(address owner, uint256 sub, uint256 fraction)
+    /// @notice Core only: closes `fraction` [wad] of every position at `legPrices` (from
+    ///         `accountRisk` earlier in the same transaction).
+    function liquidateFraction(address owner, uint256 sub, uint256 fraction, uint256[] calldata legPrices)
         external
         returns (int256 realized, uint256 notional, bool hasOptions);
 }

@@ -246,11 +246,32 @@ library BlackScholes {
         p.lnStrike = FPML.lnWad(int256(strike));
         // |rate| <= 1e18 and tau <= 3.2e8: the product is below 3.2e26.
         p.rateTau = (rate * int256(tau)) / int256(YEAR);
-        // tau * 1e36 <= 3.2e44.
-        p.sqrtTau = FPML.sqrt((tau * 1e36) / YEAR);
+        p.sqrtTau = sqrtTau(tau);
         // |r T| <= 10, so e^{-rT} <= 22,027e18 and the product stays below 2.3e58.
         p.discountedStrike = p.rateTau == 0 ? strike : (strike * uint256(FPML.expWad(-p.rateTau))) / WAD;
     }
+
+    /// @notice sqrt(tau / 365 days) [wad], rounded down: the sqrt(T) of `prepare`.
+    function sqrtTau(uint256 tau) internal pure returns (uint256) {
+        if (tau > MAX_TAU) revert TauTooLong(tau);
+        // tau * 1e36 <= 3.2e44.
+        return FPML.sqrt((tau * 1e36) / YEAR);
+    }
+
+    /// @notice `prepare(strike, tau, 0)` with sqrt(T) = `sqrtTau(tau)` supplied by the caller:
+    ///         options sharing an expiry share one square root. The same struct, field for field.
+    function prepareZeroRate(uint256 strike, uint256 sqrtT) internal pure returns (Prepared memory p) {
+        if (strike == 0 || strike > MAX_PRICE) revert InvalidStrike(strike);
+        if (sqrtT > MAX_SQRT_TAU) revert TauTooLong(sqrtT);
+        p.strike = strike;
+        p.discountedStrike = strike;
+        p.lnStrike = FPML.lnWad(int256(strike));
+        p.sqrtTau = sqrtT;
+    }
+
+    /// @notice sqrtTau(MAX_TAU) [wad]: the bound `prepareZeroRate` enforces (TauTooLong carries
+    ///         the offending sqrt(T) there).
+    uint256 internal constant MAX_SQRT_TAU = 3_162_277_660_168_379_331;
 
     /// @notice Call and put [wad USD] at one (spot, vol) scenario of a prepared option.
     /// @dev `priceAtLn` with ln(spot) = lnWad(spot) (~640 gas more: median 2,567, max 3,147).

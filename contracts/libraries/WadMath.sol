@@ -12,42 +12,62 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 library WadMath {
     uint256 internal constant WAD = 1e18;
 
+    // The products below are checked: x * y must fit 256 bits (Panic 0x11 otherwise). Every
+    // Plimsoll quantity stays far inside that (wad USD values and sizes below 1e40, rates and
+    // prices below 1e36: products below 1e76 < 2^256 = 1.16e77), so one multiplication and one
+    // division replace a 512-bit mulDiv on the hot paths (portfolio-margin grids run hundreds).
+
     /// @dev floor(x * y / WAD)
     function mulWadDown(uint256 x, uint256 y) internal pure returns (uint256) {
-        return Math.mulDiv(x, y, WAD);
+        return x * y / WAD;
     }
 
     /// @dev ceil(x * y / WAD)
-    function mulWadUp(uint256 x, uint256 y) internal pure returns (uint256) {
-        return Math.mulDiv(x, y, WAD, Math.Rounding.Ceil);
+    function mulWadUp(uint256 x, uint256 y) internal pure returns (uint256 z) {
+        z = x * y;
+        // z / WAD < 2^256 / 1e18, so adding 1 cannot overflow.
+        unchecked {
+            z = z / WAD + (z % WAD == 0 ? 0 : 1);
+        }
     }
 
-    /// @dev floor(x * WAD / y)
+    /// @dev floor(x * WAD / y); y == 0 panics (0x12).
     function divWadDown(uint256 x, uint256 y) internal pure returns (uint256) {
-        return Math.mulDiv(x, WAD, y);
+        return x * WAD / y;
     }
 
-    /// @dev ceil(x * WAD / y)
-    function divWadUp(uint256 x, uint256 y) internal pure returns (uint256) {
-        return Math.mulDiv(x, WAD, y, Math.Rounding.Ceil);
+    /// @dev ceil(x * WAD / y); y == 0 panics (0x12).
+    function divWadUp(uint256 x, uint256 y) internal pure returns (uint256 z) {
+        uint256 n = x * WAD;
+        z = n / y;
+        // z < 2^256 - 1 whenever there is a remainder (then y >= 2), so ++z cannot overflow.
+        unchecked {
+            if (n % y != 0) ++z;
+        }
     }
 
     /// @dev floor(x * y / WAD) for a signed x, rounding toward minus infinity.
     function mulWadFloor(int256 x, uint256 y) internal pure returns (int256) {
-        if (x >= 0) return SafeCastLib.toInt(Math.mulDiv(uint256(x), y, WAD));
-        return -SafeCastLib.toInt(Math.mulDiv(abs(x), y, WAD, Math.Rounding.Ceil));
+        if (x >= 0) return SafeCastLib.toInt(mulWadDown(uint256(x), y));
+        return -SafeCastLib.toInt(mulWadUp(abs(x), y));
     }
 
     /// @dev ceil(x * y / WAD) for a signed x, rounding toward plus infinity.
     function mulWadCeil(int256 x, uint256 y) internal pure returns (int256) {
-        if (x >= 0) return SafeCastLib.toInt(Math.mulDiv(uint256(x), y, WAD, Math.Rounding.Ceil));
-        return -SafeCastLib.toInt(Math.mulDiv(abs(x), y, WAD));
+        if (x >= 0) return SafeCastLib.toInt(mulWadUp(uint256(x), y));
+        return -SafeCastLib.toInt(mulWadDown(abs(x), y));
     }
 
     /// @dev x * y / WAD for signed x and y, rounded toward plus infinity (what a payer owes).
     function smulWadCeil(int256 x, int256 y) internal pure returns (int256) {
-        uint256 m = Math.mulDiv(abs(x), abs(y), WAD, (x < 0) == (y < 0) ? Math.Rounding.Ceil : Math.Rounding.Floor);
-        return (x < 0) == (y < 0) ? SafeCastLib.toInt(m) : -SafeCastLib.toInt(m);
+        uint256 m = abs(x) * abs(y);
+        if ((x < 0) == (y < 0)) {
+            // ceil(m / WAD) <= m, no overflow.
+            unchecked {
+                return SafeCastLib.toInt(m / WAD + (m % WAD == 0 ? 0 : 1));
+            }
+        }
+        return -SafeCastLib.toInt(m / WAD);
     }
 
     /// @dev x * y / WAD for signed x and y, rounded toward minus infinity.

@@ -137,7 +137,7 @@ abstract contract OptionsBase is Base {
     }
 
     function mmOf(address who, uint256 sub, uint256 witness) internal view returns (uint256 mm) {
-        (,, mm,,,) = opt.accountRisk(who, sub, true, witness);
+        (,, mm,,,,) = opt.accountRisk(who, sub, true, witness);
     }
 
     /// @dev Portfolio-margin covered call: 10 ETH long perp, 10 ATM calls short.
@@ -426,7 +426,7 @@ contract OptionsMarginTest is OptionsBase {
         assertEq(e, cashOf(alice, 0) + toInt((q * m / WAD) * LONG_HAIRCUT / WAD));
         assertEq(im, 0);
         assertEq(mm, 0);
-        (int256 v,,, uint256 notional,,) = opt.accountRisk(alice, 0, false, FULL);
+        (int256 v,,, uint256 notional,,,) = opt.accountRisk(alice, 0, false, FULL);
         assertEq(v, toInt((q * m / WAD) * LONG_HAIRCUT / WAD));
         assertEq(notional, 4_000e18);
     }
@@ -506,7 +506,7 @@ contract OptionsPortfolioTest is OptionsBase {
     function test_switching_mode_requires_initial_margin_in_the_new_mode() public {
         depositFor(alice, 0, CASH_ID, 3_000e6);
         tradeAs(alice, 0, ETH_PERP, 10e18); // standard IM 2,020; fee 10
-        (int256 v, uint256 im, uint256 mm, uint256 notional,,) = opt.accountRisk(alice, 0, true, FULL);
+        (int256 v, uint256 im, uint256 mm, uint256 notional,,,) = opt.accountRisk(alice, 0, true, FULL);
         assertEq(v, 0);
         assertEq(mm, 3_700e18);
         assertEq(im, 4_255e18);
@@ -784,7 +784,7 @@ contract OptionsLiquidationTest is OptionsBase {
     function test_liquidate_fraction_is_for_the_core_only() public {
         vm.expectRevert(abi.encodeWithSelector(IOptionsMarketT.NotCore.selector, alice));
         vm.prank(alice);
-        opt.liquidateFraction(alice, 0, WAD);
+        opt.liquidateFraction(alice, 0, WAD, new uint256[](0));
     }
 
     function test_witness_liquidation_needs_a_portfolio_account_and_a_witness() public {
