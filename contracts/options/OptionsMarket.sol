@@ -264,23 +264,42 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
         onlyCore
         returns (int256 realized, uint256 notional, bool hasOptions)
     {
-        OptionsRisk.Leg[] memory legs = _legs(owner, sub);
-        if (legPrices.length != legs.length) revert LegPricesMismatch(legs.length, legPrices.length);
-        for (uint256 k; k < legs.length; ++k) {
-            OptionsRisk.Leg memory l = legs[k];
-            int256 q = l.size;
-            uint256 absQ = WadMath.abs(q);
-            // Round the closed size away from zero so that at least `fraction` closes.
-            uint256 closeAbs = fraction >= WAD ? absQ : absQ.mulWadUp(fraction);
-            if (closeAbs > absQ) closeAbs = absQ;
-            uint256 unit = uint128(legPrices[k]);
-            realized += q > 0 ? SafeCastLib.toInt(closeAbs.mulWadDown(unit)) : -SafeCastLib.toInt(closeAbs.mulWadUp(unit));
-            notional += closeAbs.mulWadUp(legPrices[k] >> 128);
-            int256 closeQ = q > 0 ? SafeCastLib.toInt(closeAbs) : -SafeCastLib.toInt(closeAbs);
-            l.size = q - closeQ;
-            _closeInSeries(l, closeQ);
+        // Straight on the packed words (the hot path of every options liquidation): each leg's
+        // series slot is read and written once, each book slot at most once.
+        uint256[BOOK_SLOTS] storage b = _book[owner][sub];
+        uint256[MAX_ACCOUNT_SERIES] memory packed;
+        uint256 n;
+        uint256 kept;
+        for (uint256 i; i < BOOK_SLOTS; ++i) {
+            uint256 w = b[i];
+            for (uint256 h; h < 2 && w != 0; ++h) {
+                uint256 leg = uint128(w);
+                w >>= 128;
+                if (leg == 0) break;
+                if (n >= legPrices.length) revert LegPricesMismatch(n + 1, legPrices.length);
+                uint256 id = (leg & MASK_24) - 1;
+                int256 q = int256(int104(uint104(leg >> 24)));
+                uint256 absQ = WadMath.abs(q);
+                // Round the closed size away from zero so that at least `fraction` closes.
+                uint256 closeAbs = fraction >= WAD ? absQ : absQ.mulWadUp(fraction);
+                if (closeAbs > absQ) closeAbs = absQ;
+                uint256 unit = uint128(legPrices[n]);
+                realized += q > 0 ? SafeCastLib.toInt(closeAbs.mulWadDown(unit)) : -SafeCastLib.toInt(closeAbs.mulWadUp(unit));
+                notional += closeAbs.mulWadUp(legPrices[n] >> 128);
+                int256 closeQ = q > 0 ? SafeCastLib.toInt(closeAbs) : -SafeCastLib.toInt(closeAbs);
+                SeriesSlot storage s = _series[id];
+                int256 oi = s.openInterest - closeQ;
+                s.openInterest = _toInt104(oi);
+                // A settled series whose last position closed leaves the live list.
+                if (oi == 0 && block.timestamp >= s.expiry && _settlement[id] != 0) _retire(id);
+                if (q != closeQ) packed[kept++] = _pack(id, q - closeQ);
+                ++n;
+            }
+            if ((i + 1) * 2 > n) break; // a slot not full ends the book
         }
-        hasOptions = _storeLegs(owner, sub, legs) != 0;
+        if (n != legPrices.length) revert LegPricesMismatch(n, legPrices.length);
+        _writeBook(b, packed, n);
+        hasOptions = kept != 0;
         emit OptionsLiquidated(owner, sub, fraction, realized, notional);
     }
 
@@ -447,13 +466,18 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
     /// @dev Writes `legs` back, dropping those of size 0 (the rest keep their order); only the
     ///      slots that change are written. Returns how many legs are left.
     function _storeLegs(address owner, uint256 sub, OptionsRisk.Leg[] memory legs) internal returns (uint256 kept) {
-        uint256[BOOK_SLOTS] storage b = _book[owner][sub];
         uint256[MAX_ACCOUNT_SERIES] memory packed;
         for (uint256 k; k < legs.length; ++k) {
             if (legs[k].size != 0) packed[kept++] = _pack(legs[k].id, legs[k].size);
         }
-        for (uint256 i; 2 * i < legs.length; ++i) {
-            uint256 w = packed[2 * i] | (packed[2 * i + 1] << 128); // 2 i + 1 < legs.length + 1 <= 16
+        _writeBook(_book[owner][sub], packed, legs.length);
+    }
+
+    /// @dev Writes packed legs over a book that held `n` legs (the slots they used), skipping
+    ///      slots that do not change.
+    function _writeBook(uint256[BOOK_SLOTS] storage b, uint256[MAX_ACCOUNT_SERIES] memory packed, uint256 n) internal {
+        for (uint256 i; 2 * i < n; ++i) {
+            uint256 w = packed[2 * i] | (packed[2 * i + 1] << 128); // 2 i + 1 < n + 1 <= 16
             if (b[i] != w) b[i] = w;
         }
     }
