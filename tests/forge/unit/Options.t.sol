@@ -787,6 +787,55 @@ contract OptionsLiquidationTest is OptionsBase {
         opt.liquidateFraction(alice, 0, WAD, new uint256[](0));
     }
 
+    function test_liquidate_fraction_needs_one_price_per_position() public {
+        depositFor(alice, 0, CASH_ID, 10_000e6);
+        optTrade(alice, 0, atmCall, 1e18);
+        optTrade(alice, 0, atmPut, 1e18);
+        vm.startPrank(address(core));
+        vm.expectRevert(abi.encodeWithSelector(IOptionsMarketT.LegPricesMismatch.selector, 1, 0));
+        opt.liquidateFraction(alice, 0, WAD, new uint256[](0));
+        vm.expectRevert(abi.encodeWithSelector(IOptionsMarketT.LegPricesMismatch.selector, 2, 3));
+        opt.liquidateFraction(alice, 0, WAD, new uint256[](3));
+        vm.stopPrank();
+    }
+
+    function test_sizes_beyond_int104_revert() public {
+        depositFor(alice, 0, CASH_ID, 10_000e6);
+        int256 tooBig = int256(type(int104).max) + 1;
+        vm.expectRevert(abi.encodeWithSelector(IOptionsMarketT.SizeOutOfRange.selector, tooBig));
+        optTrade(alice, 0, otmCall, tooBig);
+    }
+
+    /// The book keeps positions packed two per slot and dense: removing legs from the middle
+    /// and the end, then adding, leaves exactly the live positions with their sizes, and the
+    /// open interest of every series equals the sum of its positions.
+    function test_packed_book_stays_dense_through_removals() public {
+        uint256[] memory ids = new uint256[](7);
+        (ids[0], ids[1], ids[2], ids[3]) = (atmCall, atmPut, otmCall, call90);
+        vm.startPrank(admin);
+        for (uint256 k = 4; k < 7; ++k) ids[k] = opt.listSeries(ETH_PERP, k % 2 == 0, EXPIRY, uint128(1_500e18 + k * 50e18));
+        vm.stopPrank();
+        depositFor(alice, 0, CASH_ID, 100_000e6);
+        for (uint256 k; k < 7; ++k) optTrade(alice, 0, ids[k], int256(k + 1) * 0.1e18);
+        optTrade(alice, 0, ids[1], -0.2e18); // middle leg closed
+        optTrade(alice, 0, ids[6], -0.7e18); // last leg closed (odd count: lone low half)
+        optTrade(alice, 0, ids[3], 0.05e18); // a kept leg changes size in place
+        (uint256[] memory held, int256[] memory sizes) = opt.positions(alice, 0);
+        assertEq(held.length, 5);
+        int256[7] memory want = [int256(0.1e18), 0, 0.3e18, 0.45e18, 0.5e18, 0.6e18, 0];
+        for (uint256 k; k < held.length; ++k) {
+            uint256 j;
+            while (ids[j] != held[k]) ++j;
+            assertEq(sizes[k], want[j], "size of a kept leg");
+            assertEq(opt.openInterest(held[k]), want[j], "open interest = the only position");
+        }
+        optTrade(alice, 0, ids[1], -0.3e18); // re-added, now short
+        assertEq(optSize(alice, 0, ids[1]), -0.3e18);
+        assertEq(opt.openInterest(ids[1]), -0.3e18);
+        (held,) = opt.positions(alice, 0);
+        assertEq(held.length, 6);
+    }
+
     function test_witness_liquidation_needs_a_portfolio_account_and_a_witness() public {
         openPmCoveredCall(bob, 4_000e6);
         shortCallsUnderwater(); // standard mode
@@ -1126,6 +1175,8 @@ contract OptionsAdminTest is OptionsBase {
         opt.listSeries(ETH_PERP, true, uint40(block.timestamp + 2 * 365 days + 1), 2_000e18);
         expectInvalid("strike");
         opt.listSeries(ETH_PERP, true, EXPIRY, 0);
+        expectInvalid("strike"); // strikes are stored in 96 bits
+        opt.listSeries(ETH_PERP, true, EXPIRY, uint128(type(uint96).max) + 1);
 
         vm.expectEmit(true, true, false, true, address(opt));
         emit IOptionsMarketT.SeriesListed(4, ETH_PERP, false, block.timestamp + 2 * 365 days, 1);

@@ -123,6 +123,8 @@ interface IOptionsMarketT is IOptions {
     error InvalidOptionsConfig(bytes32 what);
     error ZeroSize();
     error TradingPaused();
+    error SizeOutOfRange(int256 size);
+    error LegPricesMismatch(uint256 legs, uint256 given);
 
     event SeriesListed(uint256 indexed seriesId, uint256 indexed marketId, bool isCall, uint256 expiry, uint256 strike);
     event OptionTraded(
