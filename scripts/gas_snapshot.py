@@ -106,7 +106,8 @@ def measure() -> dict[str, int]:
 
         # Options and portfolio margin: accounts with 1, 4 and 16 short ETH options in
         # portfolio mode. pm_check_N: gas of the full-grid check (eth_estimateGas of the
-        # accountMargin view, 21,000 intrinsic gas included); witness_liquidate_N: gas of a
+        # accountMargin view, 21,000 intrinsic gas included); pm_trade_N: a risk-increasing
+        # trade on the account (it runs the same check); witness_liquidate_N: gas of a
         # witness liquidation on the account's worst scenario after a 12% rise.
         gas.update(_options_gas(dep, clock, accts[5:8], keeper))
     return dict(sorted(gas.items()))
@@ -134,6 +135,11 @@ def _options_gas(dep: Deployment, clock: Clock, traders: list[str], keeper: str)
         if spare > 0:
             clock.send(core.functions.withdraw(0, 0, spare), who)
         out[f"pm_check_{n}"] = int(core.functions.accountMargin(who, 0).estimate_gas())
+        # The other measure the issue allows: a risk-increasing action on that account (selling
+        # 0.001 more of the first series: trade + full grid + the pool's margin check), by
+        # eth_estimateGas so that the witness liquidation below sees the same account.
+        sell = opts.functions.trade(0, ids[0], -wad(0.001), 0)
+        out[f"pm_trade_{n}"] = int(sell.estimate_gas({"from": who}))
     clock.set_price(1, 2240)
     for who, n in zip(traders, (1, 4, 16), strict=True):
         witness = _worst_witness(opts, who)
