@@ -66,6 +66,13 @@ OPTIONS_LIQUIDATE_GAS = 3_000_000  # gas limit of liquidations of option account
 _SEL_WITNESS = keccak(text="liquidateWitness(address,uint256,uint256)")[:4]
 
 
+def series_to_read(known: list[pm.Series], n_series: int, now: int) -> list[int]:
+    """Series ids a block must read, given the series already known (by id): expired ones still
+    without a settlement price (it is set once, by `settleSeries`) and those listed since."""
+    waiting = [i for i, s in enumerate(known) if s.settlement_price == 0 and s.expiry <= now]
+    return waiting + list(range(len(known), n_series))
+
+
 def _tuple_type(o: dict[str, Any]) -> str:
     """The eth_abi type string of an ABI output that is a tuple (struct)."""
     inner = ",".join(
@@ -152,6 +159,10 @@ class LiquidationKeeper:
         )
         self.stats_witness = 0
         self.stats_settlements = 0
+        # Option series by id: listing data never changes and a settlement price is set once,
+        # so a block reads only new series and expired ones still waiting for their price.
+        self._series: list[pm.Series] = []
+        self._router: Any = None  # the core's oracle router (an immutable of the core)
         # Settlement txs sent: ("series", id) or (owner, sub) -> block (re-sent after 5 blocks).
         self.settling: dict[tuple[str, int], int] = {}
         liq = self.client.core.functions.liquidationConfig().call()
@@ -423,25 +434,34 @@ class LiquidationKeeper:
         (plimsoll.pm), then `liquidate` (standard mode) or `liquidateWitness` on each
         account's worst scenarios (portfolio mode), confirmed and sent like the others."""
         assert self.options is not None
-        opts, oracle = self.options, self.client.core.functions.oracle().call()
-        router = self.w3.eth.contract(address=oracle, abi=load_abi("OracleRouter"))
+        opts = self.options
+        if self._router is None:
+            oracle = self.client.core.functions.oracle().call()
+            self._router = self.w3.eth.contract(address=oracle, abi=load_abi("OracleRouter"))
+        router = self._router
         keys = [(state.owners[r], int(state.subaccounts[r])) for r in rows]
         n_series = int(self._calls([(opts, "seriesCount", ())], block)[0])
+        if n_series < len(self._series):  # a listing was rolled back by a reorg: start over
+            self._series = []
+        fetch = series_to_read(self._series, n_series, int(state.timestamp))
         nm = state.n_markets
         head = self._calls(
-            [(opts, "series", (i,)) for i in range(n_series)]
+            [(opts, "series", (i,)) for i in fetch]
             + [(opts, "optionsConfig", (m,)) for m in range(nm)]
             + [(opts, "portfolioConfig", ())]
             + [(opts, "positions", k) for k in keys],
             block,
         )
-        series = [
-            pm.Series(int(x[0]), bool(x[1]), int(x[2]), int(x[3]), int(x[4]))
-            for x in head[:n_series]
-        ]
-        cfgs = head[n_series : n_series + nm]
-        pcfg = pm.PortfolioConfig.from_wad_tuple(head[n_series + nm])
-        held = head[n_series + nm + 1 :]
+        for i, x in zip(fetch, head[: len(fetch)], strict=True):
+            s = pm.Series(int(x[0]), bool(x[1]), int(x[2]), int(x[3]), int(x[4]))
+            if i < len(self._series):
+                self._series[i] = s
+            else:
+                self._series.append(s)
+        series = self._series
+        cfgs = head[len(fetch) : len(fetch) + nm]
+        pcfg = pm.PortfolioConfig.from_wad_tuple(head[len(fetch) + nm])
+        held = head[len(fetch) + nm + 1 :]
         ivs = self._calls([(router, "priceInfo", (int(c[0]) or 1,)) for c in cfgs], block)
         iv_ok = [int(c[0]) != 0 and int(v[1]) == 0 for c, v in zip(cfgs, ivs, strict=True)]
         market = pm.MarketData(

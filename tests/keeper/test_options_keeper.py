@@ -91,3 +91,21 @@ def test_keeper_settles_expired_series_and_pays_holders(setup: Setup, tmp_path: 
     assert paid == 100 * 10**18
     assert core.functions.getAccount(*who["std_naked"]).call()[0] < cash_before["std_naked"]
     assert keeper.stats_settlements >= 5
+
+
+def test_series_reads_are_incremental() -> None:
+    """A block reads only series listed since the last one and expired series still waiting
+    for their settlement price; settled and live series come from the keeper's memory."""
+    from keepers.liquidator import series_to_read
+    from plimsoll import pm
+
+    now = 1_000_000
+    known = [
+        pm.Series(0, True, now + 86_400, wad(2_000), 0),  # live
+        pm.Series(0, False, now - 10, wad(2_000), 0),  # expired, not settled yet
+        pm.Series(0, True, now - 10, wad(1_900), wad(2_050)),  # settled
+        pm.Series(1, True, now, wad(60_000), 0),  # expires this very second
+    ]
+    assert series_to_read(known, 6, now) == [1, 3, 4, 5]
+    assert series_to_read(known, 4, now - 100) == []
+    assert series_to_read([], 3, now) == [0, 1, 2]
