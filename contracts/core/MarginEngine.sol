@@ -286,4 +286,11 @@ abstract contract MarginEngine is PlimsollStorage {
     function liquidationConfig() external view returns (LiquidationConfig memory) {
         return _liq;
     }
+
+    /// @notice Market `marketId`'s volatility scalars now [wad]: IM's and MM's (ramping). In
+    ///         the core itself (not behind the fallback): the options market reads it in every
+    ///         portfolio-margin check.
+    function volScalars(uint256 marketId) external view returns (uint256 imScalar, uint256 mmScalar) {
+        return _volScalars(marketId);
+    }
 }

@@ -256,11 +256,6 @@ contract PlimsollConfigurator is CollateralLiquidation {
         return s.untrustedFeed == 0 && s.equity < SafeCastLib.toInt(s.mm);
     }
 
-    /// @notice Market `marketId`'s volatility scalars now [wad]: IM's and MM's (ramping).
-    function volScalars(uint256 marketId) external view returns (uint256 imScalar, uint256 mmScalar) {
-        return _volScalars(marketId);
-    }
-
     /// @notice The pool's equity (cash + unrealized PnL of its counter-positions) and initial margin.
     function poolMargin() external view returns (int256 equity, uint256 im) {
         (equity, im,,) = _poolMargin();

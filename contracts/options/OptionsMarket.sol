@@ -45,6 +45,8 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
     uint256 internal constant BOOK_SLOTS = MAX_ACCOUNT_SERIES / 2;
     uint256 internal constant MAX_SERIES_ID = (1 << 24) - 2; // ids + 1 fit 24 bits
     uint256 internal constant MASK_24 = (1 << 24) - 1;
+    uint256 internal constant OI_SHIFT = 152; // SeriesSlot.openInterest's bit offset
+    uint256 internal constant LOW_152 = (1 << 152) - 1;
     uint8 internal constant PAUSE_TRADE = 4; // the core's trade switch stops options trading too
     /// @dev `witness` sentinel: compute the full grid.
     uint256 internal constant FULL = type(uint256).max;
@@ -287,11 +289,13 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
                 realized += q > 0 ? SafeCastLib.toInt(closeAbs.mulWadDown(unit)) : -SafeCastLib.toInt(closeAbs.mulWadUp(unit));
                 notional += closeAbs.mulWadUp(legPrices[n] >> 128);
                 int256 closeQ = q > 0 ? SafeCastLib.toInt(closeAbs) : -SafeCastLib.toInt(closeAbs);
-                SeriesSlot storage s = _series[id];
-                int256 oi = s.openInterest - closeQ;
-                s.openInterest = _toInt104(oi);
+                // The series slot, read and written as one word (ids in a book are listed).
+                uint256 slot = _seriesSlot(id);
+                uint256 sw = _sload(slot);
+                int256 oi = int256(int104(uint104(sw >> OI_SHIFT))) - closeQ;
+                _sstore(slot, (sw & LOW_152) | (uint256(uint104(_toInt104(oi))) << OI_SHIFT));
                 // A settled series whose last position closed leaves the live list.
-                if (oi == 0 && block.timestamp >= s.expiry && _settlement[id] != 0) _retire(id);
+                if (oi == 0 && block.timestamp >= uint40(sw >> 16) && _settlement[id] != 0) _retire(id);
                 if (q != closeQ) packed[kept++] = _pack(id, q - closeQ);
                 ++n;
             }
@@ -452,10 +456,48 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
             if (w >> 128 == 0) break;
             raw[n++] = w >> 128;
         }
-        legs = new OptionsRisk.Leg[](n);
+        // An array of n pointers, each set below (`new Leg[](n)` would first build n zero
+        // structs that are thrown away).
+        assembly ("memory-safe") {
+            legs := mload(0x40)
+            mstore(legs, n)
+            mstore(0x40, add(legs, shl(5, add(n, 1))))
+        }
         for (uint256 k; k < n; ++k) {
-            legs[k] = _seriesLeg((raw[k] & MASK_24) - 1);
-            legs[k].size = int256(int104(uint104(raw[k] >> 24)));
+            uint256 id = (raw[k] & MASK_24) - 1;
+            // One read of the series slot (ids in a book are listed), decoded in place.
+            uint256 sw = _sload(_seriesSlot(id));
+            uint256 expiry = uint40(sw >> 16);
+            legs[k] = OptionsRisk.Leg({
+                id: id,
+                size: int256(int104(uint104(raw[k] >> 24))),
+                marketId: uint8(sw),
+                isCall: uint8(sw >> 8) != 0,
+                expiry: expiry,
+                strike: uint96(sw >> 56),
+                settlementPrice: block.timestamp >= expiry ? _settlement[id] : 0
+            });
+        }
+    }
+
+    /// @dev The storage slot of `_series[id]` (a one-slot struct: marketId bits 0-7, isCall
+    ///      8-15, expiry 16-55, strike 56-151, openInterest 152-255).
+    function _seriesSlot(uint256 id) internal pure returns (uint256 slot) {
+        assembly ("memory-safe") {
+            mstore(0, _series.slot)
+            slot := add(keccak256(0, 0x20), id)
+        }
+    }
+
+    function _sload(uint256 slot) internal view returns (uint256 w) {
+        assembly ("memory-safe") {
+            w := sload(slot)
+        }
+    }
+
+    function _sstore(uint256 slot, uint256 w) internal {
+        assembly ("memory-safe") {
+            sstore(slot, w)
         }
     }
 

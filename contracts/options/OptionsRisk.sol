@@ -19,7 +19,6 @@ library OptionsRisk {
     uint256 internal constant WAD = 1e18;
     int256 internal constant IWAD = 1e18;
     uint256 internal constant MAX_MARKETS = 16;
-    uint256 internal constant MAX_LEGS = 16;
     uint256 internal constant MONTH = 30 days;
     uint256 internal constant MAX_SHOCK = 0.95e18;
     /// @dev `witness` sentinel: compute the full grid.
@@ -55,14 +54,6 @@ library OptionsRisk {
         uint256 notional;
         uint256 untrustedFeed;
         uint8 status;
-    }
-
-    /// @dev sqrt(T) and the vol-shock scale per distinct expiry, computed once per call.
-    struct TimeCache {
-        uint256 n;
-        uint256[MAX_LEGS] expiry;
-        uint256[MAX_LEGS] sqrtTau;
-        uint256[MAX_LEGS] scale; // 0: not computed yet
     }
 
     /// @dev A market's scenario spots: S' per spot point and ln S' (ln S + ln(1 + shock)).
@@ -130,7 +121,6 @@ library OptionsRisk {
     ) internal view {
         uint256 points = pc.spotPoints;
         uint256 n = points * 3;
-        TimeCache memory tc;
         for (uint256 m; m < MAX_MARKETS; ++m) {
             MarketData memory d = md[m];
             if (d.spot == 0) continue; // not in the account
@@ -155,7 +145,7 @@ library OptionsRisk {
                 Leg memory l = legs[h];
                 if (l.marketId != m) continue;
                 netOptions += l.size;
-                uint256 v = _optionLosses(loss, l, d, pc, g, lo, hi, tc);
+                uint256 v = _optionLosses(loss, l, d, pc, g, lo, hi);
                 legPrices[h] = packPrice(v, d.spot);
                 r.value += WadMath.mulWadFloor(l.size, v);
                 r.notional += WadMath.abs(l.size).mulWadUp(d.spot);
@@ -193,7 +183,8 @@ library OptionsRisk {
     }
 
     /// @dev Adds q x (v - v'(S', sigma')) to loss[k] for k in [lo, hi); returns the mark v
-    ///      (the same number as `markOf`: ln S from the grid, sqrt(T) from the cache).
+    ///      (the same number as `markOf`: one `prepare` serves the mark and the scenarios, ln S
+    ///      comes from the grid).
     function _optionLosses(
         int256[] memory loss,
         Leg memory l,
@@ -201,8 +192,7 @@ library OptionsRisk {
         IOptions.PortfolioConfig memory pc,
         Grid memory g,
         uint256 lo,
-        uint256 hi,
-        TimeCache memory tc
+        uint256 hi
     ) private view returns (uint256 v) {
         uint256 points = pc.spotPoints;
         int256 q = l.size;
@@ -215,17 +205,17 @@ library OptionsRisk {
             }
             return v;
         }
-        // Vol shocks are needed unless the range is one scenario of the unshocked vol.
-        bool shocked = hi - lo > 1 || lo >= points;
-        (uint256 sqrtT, uint256 scale) = _timeInputs(tc, l.expiry, pc, shocked);
-        BlackScholes.Prepared memory p = BlackScholes.prepareZeroRate(l.strike, sqrtT);
+        uint256 tau = l.expiry - block.timestamp;
+        BlackScholes.Prepared memory p = BlackScholes.prepareZeroRate(l.strike, BlackScholes.sqrtTau(tau));
         {
             (uint256 c0, uint256 p0) = BlackScholes.priceAtLn(p, d.spot, g.lnSpot, d.vol);
             v = l.isCall ? c0 : p0;
         }
         uint256[3] memory vols;
         vols[0] = d.vol;
-        if (shocked) {
+        // Vol shocks are needed unless the range is one scenario of the unshocked vol.
+        if (hi - lo > 1 || lo >= points) {
+            uint256 scale = volScale(tau, pc);
             vols[1] = d.vol.mulWadUp(WAD + uint256(pc.volUpWad).mulWadUp(scale));
             uint256 down = uint256(pc.volDownWad).mulWadUp(scale);
             vols[2] = down >= WAD ? 0 : d.vol.mulWadDown(WAD - down);
@@ -238,30 +228,12 @@ library OptionsRisk {
         }
     }
 
-    /// @dev sqrt(T) of `expiry` and, when `needScale`, the vol-shock scale
-    ///      min((30 days / tau)^volPow, maxVolScale) (1 when tau >= 30 days); each computed once
-    ///      per expiry per call.
-    function _timeInputs(TimeCache memory tc, uint256 expiry, IOptions.PortfolioConfig memory pc, bool needScale)
-        private
-        view
-        returns (uint256 sqrtT, uint256 scale)
-    {
-        uint256 i;
-        while (i < tc.n && tc.expiry[i] != expiry) ++i;
-        uint256 tau = expiry - block.timestamp;
-        if (i == tc.n) {
-            tc.expiry[i] = expiry;
-            tc.sqrtTau[i] = BlackScholes.sqrtTau(tau);
-            tc.n = i + 1;
+    /// @dev The vol-shock scale min((30 days / tau)^volPow, maxVolScale), 1 when tau >= 30 days.
+    function volScale(uint256 tau, IOptions.PortfolioConfig memory pc) internal pure returns (uint256 scale) {
+        scale = WAD;
+        if (tau < MONTH) {
+            scale = uint256(FPML.powWad(int256(MONTH * WAD / tau), int256(uint256(pc.volPowWad))));
+            if (scale > pc.maxVolScaleWad) scale = pc.maxVolScaleWad;
         }
-        if (needScale && tc.scale[i] == 0) {
-            scale = WAD;
-            if (tau < MONTH) {
-                scale = uint256(FPML.powWad(int256(MONTH * WAD / tau), int256(uint256(pc.volPowWad))));
-                if (scale > pc.maxVolScaleWad) scale = pc.maxVolScaleWad;
-            }
-            tc.scale[i] = scale;
-        }
-        return (tc.sqrtTau[i], tc.scale[i]);
     }
 }
