@@ -41,6 +41,10 @@ pragma solidity 0.8.28;
 ///      Equity in portfolio mode counts long options at full mark (no haircut); perps and
 ///      collateral as in standard margin (collateral is not shocked: its haircut is its risk).
 ///
+///      LIMITS (storage is packed for the margin checks): strikes <= 2^96 - 1 wad (7.9e10 USD),
+///      positions and a series' open interest within int104 (+-1.0e13 units; SizeOutOfRange),
+///      series ids < 2^24 - 1, at most 16 positions per subaccount and 32 live series.
+///
 ///      WITNESS liquidation: a keeper names one scenario per underlying (8 bits per market id in
 ///      `witness`: scenario of market m = (witness >> (8 m)) & 0xff); the contract prices only
 ///      those: L = sum_u max(loss_u(k_u), 0) + contingency_u <= MM. equity < L proves the
