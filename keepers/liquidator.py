@@ -284,7 +284,6 @@ class LiquidationKeeper:
         """Confirm every candidate with one batch of eth_calls at the latest block, check
         profit, and send the survivors in one batch under consecutive nonces."""
         core = self.client.core
-        me = self.account.address if self.account is not None else core.address
         notionals = self._notional(state, rows)
         cands: list[tuple[tuple[str, int], str, int, int, bool]] = []
         for row, equity, notional in zip(rows, equities, notionals, strict=True):
@@ -306,41 +305,15 @@ class LiquidationKeeper:
             cands.append((key, "0x" + data.hex(), equity, notional, has_positions))
         if not cands:
             return
-        provider: Any = self.w3.provider
-        answers = provider.make_batch_request(
-            [
-                ("eth_call", [{"from": me, "to": core.address, "data": data}, "latest"])
-                for _, calldata, _, _, _ in cands
-            ]
-        )
-        if not isinstance(answers, list):
-            raise PlimsollError(f"batch eth_call failed: {answers!r:.200}")
+        ok = self._confirm([(key, calldata) for key, calldata, _, _, _ in cands], block)
         head = self.w3.eth.get_block("latest")
         base_fee = int(head.get("baseFeePerGas", 0) or 0)
         gas_price = 2 * base_fee + int(self.cfg.priority_fee_gwei * GWEI)
         gas_usd = LIQUIDATE_GAS * gas_price * int(self.cfg.eth_price_usd * 1e6) // 10**6
         to_send: list[tuple[str, bytes | str, str]] = []
-        for (key, calldata, equity, notional, has_positions), ans in zip(
-            cands, answers, strict=True
-        ):
+        for (key, calldata, equity, notional, has_positions), good in zip(cands, ok, strict=True):
             owner, sub = key
-            if not isinstance(ans, dict) or ans.get("error") is not None:
-                err = ans.get("error", {}) if isinstance(ans, dict) else {}
-                name = self.client.decoder.decode(
-                    err.get("data") if isinstance(err, dict) else None
-                ).name
-                # Another keeper was faster, or the price moved back: counted, not retried.
-                self.stats.race_lost += 1
-                self.metrics.race_lost.inc()
-                self.cooldown[key] = block
-                log(
-                    logger,
-                    logging.INFO,
-                    "skip: not liquidatable at latest",
-                    owner=owner,
-                    sub=sub,
-                    error=name,
-                )
+            if not good:
                 continue
             reward = min(notional * self.penalty // WAD * self.keeper_share // WAD, self.reward_cap)
             bad_debt = equity < 0
@@ -376,7 +349,53 @@ class LiquidationKeeper:
             to_send.append((core.address, calldata, f"{owner}:{sub}"))
         if self.sender is None or not to_send:
             return
-        sent = self.sender.send_many(to_send, gas=LIQUIDATE_GAS, base_fee=base_fee)
+        self._send(to_send, LIQUIDATE_GAS, base_fee, block)
+
+    def _confirm(self, cands: list[tuple[tuple[str, int], str]], block: int) -> list[bool]:
+        """One batch of eth_calls at the latest block, one per (account, calldata): True where
+        the liquidation succeeds now. A failure is a lost race or a price that moved back:
+        counted, logged, and the account cools down for this block (no retry storm)."""
+        core = self.client.core
+        me = self.account.address if self.account is not None else core.address
+        provider: Any = self.w3.provider
+        answers = provider.make_batch_request(
+            [
+                ("eth_call", [{"from": me, "to": core.address, "data": data}, "latest"])
+                for _, data in cands
+            ]
+        )
+        if not isinstance(answers, list):
+            raise PlimsollError(f"batch eth_call failed: {answers!r:.200}")
+        ok = []
+        for ((owner, sub), _), ans in zip(cands, answers, strict=True):
+            good = isinstance(ans, dict) and ans.get("error") is None
+            ok.append(good)
+            if good:
+                continue
+            err = ans.get("error", {}) if isinstance(ans, dict) else {}
+            name = self.client.decoder.decode(
+                err.get("data") if isinstance(err, dict) else None
+            ).name
+            self.stats.race_lost += 1
+            self.metrics.race_lost.inc()
+            self.cooldown[(owner, sub)] = block
+            log(
+                logger,
+                logging.INFO,
+                "skip: not liquidatable at latest",
+                owner=owner,
+                sub=sub,
+                error=name,
+            )
+        return ok
+
+    def _send(
+        self, to_send: list[tuple[str, bytes | str, str]], gas: int, base_fee: int, block: int
+    ) -> list[PendingTx | None]:
+        """Sends liquidations (label "owner:sub") in one batch under consecutive nonces and
+        tracks the accepted ones as in flight."""
+        assert self.sender is not None
+        sent = self.sender.send_many(to_send, gas=gas, base_fee=base_fee)
         for (_, _, label), p in zip(to_send, sent, strict=True):
             owner, sub_s = label.split(":")
             if p is None:
@@ -400,6 +419,7 @@ class LiquidationKeeper:
                 nonce=p.nonce,
                 block=block,
             )
+        return sent
 
     # ------------------------------------------------------------------ options accounts
 
@@ -501,37 +521,25 @@ class LiquidationKeeper:
             cands.append((owner, sub, fn._encode_transaction_data(), equity))
         if not cands:
             return
-        me = self.account.address if self.account is not None else self.client.core.address
-        provider: Any = self.w3.provider
-        answers = provider.make_batch_request(
-            [
-                ("eth_call", [{"from": me, "to": self.client.core.address, "data": d}, "latest"])
-                for _, _, d, _ in cands
-            ]
-        )
-        to_send: list[tuple[str, bytes | str, str]] = []
-        for (owner, sub, data, _), ans in zip(cands, answers, strict=True):
-            if not isinstance(ans, dict) or ans.get("error") is not None:
-                self.stats.race_lost += 1
-                self.cooldown[(owner, sub)] = block
-                continue
-            to_send.append((self.client.core.address, data, f"{owner}:{sub}"))
+        ok = self._confirm([((owner, sub), data) for owner, sub, data, _ in cands], block)
+        core = self.client.core.address
+        to_send: list[tuple[str, bytes | str, str]] = [
+            (core, data, f"{owner}:{sub}")
+            for (owner, sub, data, _), good in zip(cands, ok, strict=True)
+            if good
+        ]
         if self.sender is None or not to_send:
             for _, _, label in to_send:
                 log(logger, logging.INFO, "dry-run: would liquidate (options)", account=label)
             return
         head_block = self.w3.eth.get_block("latest")
         base_fee = int(head_block.get("baseFeePerGas", 0) or 0)
-        sent = self.sender.send_many(to_send, gas=OPTIONS_LIQUIDATE_GAS, base_fee=base_fee)
-        for (_, payload, label), p in zip(to_send, sent, strict=True):
-            if p is None:
-                continue
-            owner, sub_s = label.split(":")
-            self.inflight[(owner, int(sub_s))] = p
-            self.stats.sent += 1
-            if str(payload).startswith("0x" + _SEL_WITNESS.hex()):
-                self.stats_witness += 1
-            log(logger, logging.INFO, "options liquidation sent", account=label, block=block)
+        sent = self._send(to_send, OPTIONS_LIQUIDATE_GAS, base_fee, block)
+        self.stats_witness += sum(
+            1
+            for (_, payload, _), p in zip(to_send, sent, strict=True)
+            if p is not None and str(payload).startswith("0x" + _SEL_WITNESS.hex())
+        )
 
     def _settle(
         self,
