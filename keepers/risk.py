@@ -111,7 +111,7 @@ class RiskKeeper:
         posted: list[dict[str, Any]] = []
         if self.cfg.poke and self.client.signer is not None:
             feeds = sorted({m.feed_id for m in self.markets})
-            self.client._send(self.oracle.functions.poke(feeds))
+            self.client.send(self.oracle.functions.poke(feeds))
         limits = self.limits()
         for m in self.markets:
             if m.last_sample is not None and now - m.last_sample < self.cfg.sample_seconds:

@@ -196,7 +196,9 @@ class PlimsollClient:
 
     # ------------------------------------------------------------------ sending
 
-    def _send(self, fn: Any) -> TxReceipt:
+    def send(self, fn: Any) -> TxReceipt:
+        """Sends any bound contract call from this client's signer: simulated first (a revert
+        raises its decoded ContractRevert and spends nothing), then sent and waited for."""
         sender = self.address
         try:  # simulate first: a revert comes back decoded, and nothing is spent
             fn.call({"from": sender})
@@ -218,7 +220,7 @@ class PlimsollClient:
 
     def _ensure_allowance(self, token: Contract, spender: str, amount: int) -> None:
         if token.functions.allowance(self.address, spender).call() < amount:
-            self._send(token.functions.approve(spender, 2**256 - 1))
+            self.send(token.functions.approve(spender, 2**256 - 1))
 
     # ------------------------------------------------------------------ trader actions
 
@@ -226,15 +228,15 @@ class PlimsollClient:
         """Deposit ``amount`` [token units]; approves the core first if needed."""
         aid = self.asset_id(asset)
         self._ensure_allowance(self.token(aid), self.core.address, amount)
-        return self._send(self.core.functions.deposit(sub, aid, amount))
+        return self.send(self.core.functions.deposit(sub, aid, amount))
 
     def withdraw(self, asset: int | str, amount: TokenAmount, sub: int = 0) -> TxReceipt:
-        return self._send(self.core.functions.withdraw(sub, self.asset_id(asset), amount))
+        return self.send(self.core.functions.withdraw(sub, self.asset_id(asset), amount))
 
     def transfer(
         self, asset: int | str, amount: TokenAmount, from_sub: int, to_sub: int
     ) -> TxReceipt:
-        return self._send(
+        return self.send(
             self.core.functions.transfer(from_sub, to_sub, self.asset_id(asset), amount)
         )
 
@@ -242,7 +244,7 @@ class PlimsollClient:
         self, market: int | str, size_delta: Wad, sub: int = 0, acceptable_price: int = 0
     ) -> TxReceipt:
         """Change a position by ``size_delta`` [wad units of the underlying]."""
-        return self._send(
+        return self.send(
             self.core.functions.trade(sub, self.market_id(market), size_delta, acceptable_price)
         )
 
@@ -251,23 +253,23 @@ class PlimsollClient:
         size = int(self.core.functions.getPosition(self.address, sub, m).call()[0])
         if size == 0:
             raise PlimsollError(f"no open position in {self.markets[m]['name']}")
-        return self._send(self.core.functions.trade(sub, m, -size, 0))
+        return self.send(self.core.functions.trade(sub, m, -size, 0))
 
     def isolate(self, sub: int, market: int | str | None) -> TxReceipt:
         """Make an empty subaccount isolated to ``market`` (None: cross margin)."""
         flag = 0 if market is None else self.market_id(market) + 1
-        return self._send(self.core.functions.configureSubaccount(sub, flag))
+        return self.send(self.core.functions.configureSubaccount(sub, flag))
 
     def pool_deposit(self, amount: TokenAmount) -> TxReceipt:
         self._ensure_allowance(self.cash, self.pool.address, amount)
-        return self._send(self.pool.functions.deposit(amount, self.address))
+        return self.send(self.pool.functions.deposit(amount, self.address))
 
     def pool_withdraw(self, amount: TokenAmount) -> TxReceipt:
-        return self._send(self.pool.functions.withdraw(amount, self.address, self.address))
+        return self.send(self.pool.functions.withdraw(amount, self.address, self.address))
 
     def set_vol_scalar(self, market: int | str, scalar: Wad) -> TxReceipt:
         """Post a market's volatility scalar [wad] (the risk keeper or the admin)."""
-        return self._send(self.core.functions.setVolScalar(self.market_id(market), int(scalar)))
+        return self.send(self.core.functions.setVolScalar(self.market_id(market), int(scalar)))
 
     # ------------------------------------------------------------------ reads
 

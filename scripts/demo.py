@@ -136,22 +136,7 @@ def start_keeper(
         "--log-level",
         "warning",
     ]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise PlimsollError(f"keeper exited early: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                if json.loads(r.read())["last_block"] >= 0:
-                    return proc, port, str(key.address)
-        except OSError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise PlimsollError("keeper did not become healthy within 60 s")
+    return _spawn_until_healthy(cmd, port, "keeper"), port, str(key.address)
 
 
 def start_notifier(workdir: Path, rpc: str) -> tuple[subprocess.Popen[str], Path]:
@@ -179,24 +164,28 @@ def start_notifier(workdir: Path, rpc: str) -> tuple[subprocess.Popen[str], Path
         "--log-level",
         "warning",
     ]
+    return _spawn_until_healthy(cmd, port, "notifier"), out
+
+
+def _spawn_until_healthy(cmd: list[str], port: int, name: str) -> subprocess.Popen[str]:
+    """Starts a keeper-like process and waits (60 s at most) until its /health reports a
+    processed block."""
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise PlimsollError(
-                f"notifier exited early: {proc.stderr.read() if proc.stderr else ''}"
-            )
+            raise PlimsollError(f"{name} exited early: {proc.stderr.read() if proc.stderr else ''}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
                 if json.loads(r.read())["last_block"] >= 0:
-                    return proc, out
+                    return proc
         except OSError:
             pass
         time.sleep(0.2)
     proc.kill()
-    raise PlimsollError("notifier did not become healthy within 60 s")
+    raise PlimsollError(f"{name} did not become healthy within 60 s")
 
 
 def wait_block(w3: Web3, after: int, timeout: float = 10.0) -> int:
