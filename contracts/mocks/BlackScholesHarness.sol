@@ -54,6 +54,14 @@ contract BlackScholesHarness {
         return BlackScholes.prepare(strike, tau, rate);
     }
 
+    function prepareZeroRate(uint256 strike, uint256 sqrtT) external pure returns (BlackScholes.Prepared memory) {
+        return BlackScholes.prepareZeroRate(strike, sqrtT);
+    }
+
+    function sqrtTau(uint256 tau) external pure returns (uint256) {
+        return BlackScholes.sqrtTau(tau);
+    }
+
     function priceAt(BlackScholes.Prepared memory p, uint256 spot, uint256 vol)
         external
         pure

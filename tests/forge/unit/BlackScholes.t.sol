@@ -234,6 +234,30 @@ contract BlackScholesTest is PRBTest {
         assertEq(p.discountedStrike, 1e18, "no discounting at expiry");
     }
 
+    /// The portfolio grid's `prepareZeroRate(K, sqrtTau(tau))` is `prepare(K, tau, 0)`, field
+    /// for field, on the whole accepted domain.
+    function testFuzz_prepare_zero_rate_is_prepare(uint256 k, uint256 t) public {
+        k = bound(k, 1, BlackScholes.MAX_PRICE);
+        t = bound(t, 0, BlackScholes.MAX_TAU);
+        BlackScholes.Prepared memory a = BlackScholes.prepare(k, t, 0);
+        BlackScholes.Prepared memory b = BlackScholes.prepareZeroRate(k, BlackScholes.sqrtTau(t));
+        assertEq(a.strike, b.strike);
+        assertEq(a.discountedStrike, b.discountedStrike);
+        assertEq(a.lnStrike, b.lnStrike);
+        assertEq(a.rateTau, b.rateTau);
+        assertEq(a.sqrtTau, b.sqrtTau);
+    }
+
+    function test_sqrt_tau_bound_is_the_max_tau_root() public {
+        assertEq(BlackScholes.sqrtTau(BlackScholes.MAX_TAU), BlackScholes.MAX_SQRT_TAU);
+        vm.expectRevert(abi.encodeWithSelector(BlackScholes.TauTooLong.selector, BlackScholes.MAX_TAU + 1));
+        harness.sqrtTau(BlackScholes.MAX_TAU + 1);
+        vm.expectRevert(abi.encodeWithSelector(BlackScholes.TauTooLong.selector, BlackScholes.MAX_SQRT_TAU + 1));
+        harness.prepareZeroRate(1e18, BlackScholes.MAX_SQRT_TAU + 1);
+        vm.expectRevert(abi.encodeWithSelector(BlackScholes.InvalidStrike.selector, 0));
+        harness.prepareZeroRate(0, 1e18);
+    }
+
     // ------------------------------------------------------------------ input validation
 
     function test_rejects_bad_inputs() public {
