@@ -84,7 +84,7 @@ def test_keeper_settles_expired_series_and_pays_holders(setup: Setup, tmp_path: 
             rpc(s.w3, "evm_mine", [])
             time.sleep(0.2)
     assert int(opts.functions.series(0).call()[4]) == 2_100 * 10**18
-    for name, acct in who.items():
+    for acct in who.values():
         assert opts.functions.positions(*acct).call()[0] == []
     # The long call received its payoff (2,100 - 2,000 per unit); the shorts paid theirs.
     paid = core.functions.getAccount(*who["long"]).call()[0] - cash_before["long"]
