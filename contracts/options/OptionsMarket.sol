@@ -438,10 +438,16 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
     }
 
     /// @dev Series `id` as a leg of size 0 (its settlement price read only from expiry on).
+    ///      One read of the series slot, decoded in place (`id` must be listed).
     function _seriesLeg(uint256 id) internal view returns (OptionsRisk.Leg memory l) {
-        SeriesSlot memory s = _series[id];
-        (l.id, l.marketId, l.isCall, l.expiry, l.strike) = (id, s.marketId, s.isCall, s.expiry, s.strike);
-        if (block.timestamp >= s.expiry) l.settlementPrice = _settlement[id];
+        uint256 sw = _sload(_seriesSlot(id));
+        uint256 expiry = uint40(sw >> 16);
+        l.id = id;
+        l.marketId = uint8(sw);
+        l.isCall = uint8(sw >> 8) != 0;
+        l.expiry = expiry;
+        l.strike = uint96(sw >> 56);
+        if (block.timestamp >= expiry) l.settlementPrice = _settlement[id];
     }
 
     /// @dev The positions of (owner, sub) with their series, in book order.
@@ -464,19 +470,8 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
             mstore(0x40, add(legs, shl(5, add(n, 1))))
         }
         for (uint256 k; k < n; ++k) {
-            uint256 id = (raw[k] & MASK_24) - 1;
-            // One read of the series slot (ids in a book are listed), decoded in place.
-            uint256 sw = _sload(_seriesSlot(id));
-            uint256 expiry = uint40(sw >> 16);
-            legs[k] = OptionsRisk.Leg({
-                id: id,
-                size: int256(int104(uint104(raw[k] >> 24))),
-                marketId: uint8(sw),
-                isCall: uint8(sw >> 8) != 0,
-                expiry: expiry,
-                strike: uint96(sw >> 56),
-                settlementPrice: block.timestamp >= expiry ? _settlement[id] : 0
-            });
+            legs[k] = _seriesLeg((raw[k] & MASK_24) - 1); // ids in a book are listed
+            legs[k].size = int256(int104(uint104(raw[k] >> 24)));
         }
     }
 
