@@ -7,6 +7,7 @@ import {IPlimsoll} from "../interfaces/IPlimsoll.sol";
 import {IOracleRouter} from "../interfaces/IOracleRouter.sol";
 import {OptionsRisk} from "./OptionsRisk.sol";
 import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
+import {FixedPointMathLib as FPML} from "solady/utils/FixedPointMathLib.sol";
 
 /// @dev What the options market needs from the core.
 interface IOptionsHost {
@@ -267,28 +268,33 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
         returns (int256 realized, uint256 notional, bool hasOptions)
     {
         // Straight on the packed words (the hot path of every options liquidation): each leg's
-        // series slot is read and written once, each book slot at most once.
+        // series slot is read and written once, each book slot at most once, and the book is
+        // rewritten dense as it is read (legs closed in full drop out, the rest keep their order).
+        if (fraction > WAD) fraction = WAD;
         uint256[BOOK_SLOTS] storage b = _book[owner][sub];
-        uint256[MAX_ACCOUNT_SERIES] memory packed;
-        uint256 n;
-        uint256 kept;
+        uint256 n; // legs read
+        uint256 kept; // legs written back
+        uint256 out; // the book word being rebuilt (slot kept / 2)
         for (uint256 i; i < BOOK_SLOTS; ++i) {
             uint256 w = b[i];
-            for (uint256 h; h < 2 && w != 0; ++h) {
-                uint256 leg = uint128(w);
-                w >>= 128;
+            if (w == 0) break;
+            for (uint256 h; h < 2; ++h) {
+                uint256 leg = h == 0 ? uint128(w) : w >> 128;
                 if (leg == 0) break;
                 if (n >= legPrices.length) revert LegPricesMismatch(n + 1, legPrices.length);
-                uint256 id = (leg & MASK_24) - 1;
+                uint256 unit = legPrices[n];
+                ++n;
                 int256 q = int256(int104(uint104(leg >> 24)));
                 uint256 absQ = WadMath.abs(q);
-                // Round the closed size away from zero so that at least `fraction` closes.
-                uint256 closeAbs = fraction >= WAD ? absQ : absQ.mulWadUp(fraction);
-                if (closeAbs > absQ) closeAbs = absQ;
-                uint256 unit = uint128(legPrices[n]);
-                realized += q > 0 ? SafeCastLib.toInt(closeAbs.mulWadDown(unit)) : -SafeCastLib.toInt(closeAbs.mulWadUp(unit));
-                notional += closeAbs.mulWadUp(legPrices[n] >> 128);
-                int256 closeQ = q > 0 ? SafeCastLib.toInt(closeAbs) : -SafeCastLib.toInt(closeAbs);
+                // Round the closed size away from zero so that at least `fraction` closes:
+                // ceil(|q| f) <= |q| for f <= 1.
+                uint256 closeAbs = fraction == WAD ? absQ : absQ.mulWadUp(fraction);
+                uint256 price = uint128(unit);
+                // Longs are paid floor(closed x mark), shorts pay ceil(closed x mark).
+                realized += q > 0 ? int256(closeAbs.mulWadDown(price)) : -int256(closeAbs.mulWadUp(price));
+                notional += closeAbs.mulWadUp(unit >> 128);
+                int256 closeQ = q > 0 ? int256(closeAbs) : -int256(closeAbs);
+                uint256 id = (leg & MASK_24) - 1;
                 // The series slot, read and written as one word (ids in a book are listed).
                 uint256 slot = _seriesSlot(id);
                 uint256 sw = _sload(slot);
@@ -296,13 +302,22 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
                 _sstore(slot, (sw & LOW_152) | (uint256(uint104(_toInt104(oi))) << OI_SHIFT));
                 // A settled series whose last position closed leaves the live list.
                 if (oi == 0 && block.timestamp >= uint40(sw >> 16) && _settlement[id] != 0) _retire(id);
-                if (q != closeQ) packed[kept++] = _pack(id, q - closeQ);
-                ++n;
+                if (q == closeQ) continue;
+                uint256 left = _pack(id, q - closeQ);
+                if (kept % 2 == 0) {
+                    out = left;
+                } else {
+                    out |= left << 128;
+                    if (b[kept / 2] != out) b[kept / 2] = out;
+                }
+                ++kept;
             }
-            if ((i + 1) * 2 > n) break; // a slot not full ends the book
+            if (w >> 128 == 0) break; // a slot not full ends the book
         }
         if (n != legPrices.length) revert LegPricesMismatch(n, legPrices.length);
-        _writeBook(b, packed, n);
+        // The half-built last word, then zeros over the slots the closed legs freed.
+        if (kept % 2 == 1 && b[kept / 2] != out) b[kept / 2] = out;
+        for (uint256 i = (kept + 1) / 2; 2 * i < n; ++i) b[i] = 0;
         hasOptions = kept != 0;
         emit OptionsLiquidated(owner, sub, fraction, realized, notional);
     }
@@ -322,10 +337,19 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
         )
     {
         OptionsRisk.Risk memory r;
+        if (portfolio && witness != FULL) {
+            (r, legPrices) = _witnessRisk(owner, sub, witness);
+            return (r.value, r.im, r.mm, r.notional, r.untrustedFeed, r.status, legPrices);
+        }
         OptionsRisk.Leg[] memory legs = _legs(owner, sub);
         legPrices = new uint256[](legs.length);
         OptionsRisk.MarketData[MAX_MARKETS] memory md;
-        if (portfolio) _loadPerps(owner, sub, md);
+        if (portfolio) {
+            uint256[MAX_MARKETS] memory spot;
+            int256[MAX_MARKETS] memory perp;
+            uint256 mask = _loadPerps(owner, sub, spot, perp);
+            for (uint256 m; (mask >> m) != 0; ++m) (md[m].spot, md[m].perpSize) = (spot[m], perp[m]);
+        }
         // Every market the account's options touch: spot and implied vol.
         for (uint256 k; k < legs.length; ++k) {
             OptionsRisk.MarketData memory d = md[legs[k].marketId];
@@ -338,7 +362,7 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
             for (uint256 m; m < MAX_MARKETS; ++m) {
                 if (md[m].spot != 0) (md[m].sIm, md[m].sMm) = core.volScalars(m);
             }
-            OptionsRisk.portfolio(r, legs, md, _pm, witness, legPrices);
+            OptionsRisk.portfolio(r, legs, md, _pm, legPrices);
         } else {
             for (uint256 k; k < legs.length; ++k) {
                 OptionsRisk.Leg memory l = legs[k];
@@ -355,13 +379,118 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
         return (r.value, r.im, r.mm, r.notional, r.untrustedFeed, r.status, legPrices);
     }
 
-    /// @dev The perpetual legs of (owner, sub) from the core, at the core's oracle prices.
-    function _loadPerps(address owner, uint256 sub, OptionsRisk.MarketData[MAX_MARKETS] memory md) internal view {
-        uint256 mask = core.getAccount(owner, sub).marketMask;
+    /// @dev `accountRisk` of a portfolio account on a witness: the numbers the full grid gives
+    ///      at the scenario the witness names for each market (IOptions), computed straight on
+    ///      the packed words (no Leg structs, no grid arrays), one mark and one scenario price
+    ///      per position. The hot path of every witness liquidation.
+    function _witnessRisk(address owner, uint256 sub, uint256 witness)
+        internal
+        view
+        returns (OptionsRisk.Risk memory r, uint256[] memory legPrices)
+    {
+        uint256[MAX_ACCOUNT_SERIES] memory legW; // book order: id + 1 | size << 24
+        uint256[MAX_ACCOUNT_SERIES] memory seriesW; // each leg's series slot
+        uint256[MAX_MARKETS] memory spot;
+        uint256[MAX_MARKETS] memory vol;
+        int256[MAX_MARKETS] memory perp;
+        uint256 mask = _loadPerps(owner, sub, spot, perp);
+        uint256 n = _readBook(_book[owner][sub], legW);
+        // Every market the options touch, in the order of first use: spot and implied vol.
+        uint256 optMask;
+        for (uint256 k; k < n; ++k) {
+            uint256 sw = _sload(_seriesSlot((legW[k] & MASK_24) - 1)); // ids in a book are listed
+            seriesW[k] = sw;
+            uint256 m = uint8(sw);
+            if ((optMask >> m) & 1 != 0) continue;
+            optMask |= 1 << m;
+            uint256 bad;
+            uint8 st;
+            (spot[m], vol[m], bad, st) = _marketInputs(m);
+            if (bad != 0 && r.untrustedFeed == 0) (r.untrustedFeed, r.status) = (bad, st);
+        }
+        legPrices = new uint256[](n);
+        IOptions.PortfolioConfig memory pc = _pm;
+        uint256 points = pc.spotPoints;
+        mask |= optMask;
         for (uint256 m; (mask >> m) != 0; ++m) {
             if ((mask >> m) & 1 == 0) continue;
-            md[m].perpSize = core.getPosition(owner, sub, m).size;
-            (md[m].spot,) = oracle.priceInfo(core.marketConfig(m).feedId);
+            (uint256 sIm, uint256 sMm) = core.volScalars(m);
+            uint256 k = (witness >> (8 * m)) & 0xff;
+            if (k >= 3 * points) k = 0; // an out-of-range index reads as scenario 0
+            uint256 s = spot[m];
+            int256 lnSpot = FPML.lnWad(int256(s));
+            (uint256 spotAt, int256 lnAt) =
+                OptionsRisk.spotPoint(s, lnSpot, OptionsRisk.maxShock(pc, sMm), k % points, points);
+            // Perp: loss = size x (S - S').
+            int256 loss = perp[m] == 0 ? int256(0) : WadMath.smulWadCeil(perp[m], int256(s) - int256(spotAt));
+            int256 netOptions;
+            for (uint256 h; h < n; ++h) {
+                uint256 sw = seriesW[h];
+                if (uint8(sw) != m) continue;
+                int256 q = int256(int104(uint104(legW[h] >> 24)));
+                (uint256 v, uint256 vAt) = _witnessLeg(sw, (legW[h] & MASK_24) - 1, s, lnSpot, vol[m], spotAt, lnAt, k / points, pc);
+                loss += WadMath.smulWadCeil(q, int256(v) - int256(vAt));
+                netOptions += q;
+                legPrices[h] = OptionsRisk.packPrice(v, s);
+                r.value += WadMath.mulWadFloor(q, v);
+                r.notional += WadMath.abs(q).mulWadUp(s);
+            }
+            OptionsRisk.addMarketMargin(r, loss, perp[m], netOptions, s, sIm, sMm, pc);
+        }
+    }
+
+    /// @dev One position's mark and its value in the witness scenario (spot `spotAt`, vol
+    ///      state j); expired series: the payoff at the settlement price, or at S and S' while
+    ///      unsettled.
+    function _witnessLeg(
+        uint256 sw,
+        uint256 id,
+        uint256 spot,
+        int256 lnSpot,
+        uint256 vol,
+        uint256 spotAt,
+        int256 lnAt,
+        uint256 j,
+        PortfolioConfig memory pc
+    ) internal view returns (uint256 v, uint256 vAt) {
+        uint256 expiry = uint40(sw >> 16);
+        bool isCall = uint8(sw >> 8) != 0;
+        uint256 strike = uint96(sw >> 56);
+        if (block.timestamp < expiry) {
+            return OptionsRisk.witnessPrices(isCall, strike, expiry - block.timestamp, spot, lnSpot, vol, spotAt, lnAt, j, pc);
+        }
+        uint256 settle = _settlement[id];
+        v = OptionsRisk.intrinsic(isCall, strike, settle != 0 ? settle : spot);
+        vAt = OptionsRisk.intrinsic(isCall, strike, settle != 0 ? settle : spotAt);
+    }
+
+    /// @dev The perpetual legs of (owner, sub) from the core, at the core's oracle prices:
+    ///      size and spot per market; returns the mask of those markets.
+    function _loadPerps(address owner, uint256 sub, uint256[MAX_MARKETS] memory spot, int256[MAX_MARKETS] memory perp)
+        internal
+        view
+        returns (uint256 mask)
+    {
+        mask = core.getAccount(owner, sub).marketMask;
+        for (uint256 m; (mask >> m) != 0; ++m) {
+            if ((mask >> m) & 1 == 0) continue;
+            perp[m] = core.getPosition(owner, sub, m).size;
+            (spot[m],) = oracle.priceInfo(core.marketConfig(m).feedId);
+        }
+    }
+
+    /// @dev Copies the packed legs of a book into `legW` (book order); returns how many.
+    function _readBook(uint256[BOOK_SLOTS] storage b, uint256[MAX_ACCOUNT_SERIES] memory legW)
+        internal
+        view
+        returns (uint256 n)
+    {
+        for (uint256 i; i < BOOK_SLOTS; ++i) {
+            uint256 w = b[i];
+            if (w == 0) break;
+            legW[n++] = uint128(w);
+            if (w >> 128 == 0) break;
+            legW[n++] = w >> 128;
         }
     }
 
@@ -452,16 +581,8 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
 
     /// @dev The positions of (owner, sub) with their series, in book order.
     function _legs(address owner, uint256 sub) internal view returns (OptionsRisk.Leg[] memory legs) {
-        uint256[BOOK_SLOTS] storage b = _book[owner][sub];
         uint256[MAX_ACCOUNT_SERIES] memory raw;
-        uint256 n;
-        for (uint256 i; i < BOOK_SLOTS; ++i) {
-            uint256 w = b[i];
-            if (w == 0) break;
-            raw[n++] = uint128(w);
-            if (w >> 128 == 0) break;
-            raw[n++] = w >> 128;
-        }
+        uint256 n = _readBook(_book[owner][sub], raw);
         // An array of n pointers, each set below (`new Leg[](n)` would first build n zero
         // structs that are thrown away).
         assembly ("memory-safe") {

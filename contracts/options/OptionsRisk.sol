@@ -21,8 +21,6 @@ library OptionsRisk {
     uint256 internal constant MAX_MARKETS = 16;
     uint256 internal constant MONTH = 30 days;
     uint256 internal constant MAX_SHOCK = 0.95e18;
-    /// @dev `witness` sentinel: compute the full grid.
-    uint256 internal constant FULL = type(uint256).max;
 
     /// @dev One option position of an account with its series' data (`settlementPrice` is read
     ///      from storage only from expiry on; 0 before).
@@ -66,8 +64,13 @@ library OptionsRisk {
     // ------------------------------------------------------------------ marks
 
     function intrinsic(Leg memory l, uint256 px) internal pure returns (uint256) {
-        if (l.isCall) return px > l.strike ? px - l.strike : 0;
-        return l.strike > px ? l.strike - px : 0;
+        return intrinsic(l.isCall, l.strike, px);
+    }
+
+    /// @dev A call's or put's payoff at price `px` [wad per unit].
+    function intrinsic(bool isCall, uint256 strike, uint256 px) internal pure returns (uint256) {
+        if (isCall) return px > strike ? px - strike : 0;
+        return strike > px ? strike - px : 0;
     }
 
     /// @dev The mark [wad per unit]: Black-Scholes (r = 0) before expiry; intrinsic at the
@@ -108,15 +111,14 @@ library OptionsRisk {
 
     // ------------------------------------------------------------------ portfolio margin
 
-    /// @dev Portfolio margin (IOptions) over every market with a spot in `md`: the full grid,
-    ///      or the witness's scenario per market. Writes each leg's packed mark and spot into
-    ///      `legPrices` (same order as `legs`).
+    /// @dev Portfolio margin (IOptions) over every market with a spot in `md`, on the full
+    ///      grid (a witness's scenarios are priced by `witnessPrices` instead). Writes each
+    ///      leg's packed mark and spot into `legPrices` (same order as `legs`).
     function portfolio(
         Risk memory r,
         Leg[] memory legs,
         MarketData[MAX_MARKETS] memory md,
         IOptions.PortfolioConfig memory pc,
-        uint256 witness,
         uint256[] memory legPrices
     ) internal view {
         uint256 points = pc.spotPoints;
@@ -124,19 +126,11 @@ library OptionsRisk {
         for (uint256 m; m < MAX_MARKETS; ++m) {
             MarketData memory d = md[m];
             if (d.spot == 0) continue; // not in the account
-            // Which scenarios: all, or the witness's one.
-            uint256 lo;
-            uint256 hi = n;
-            if (witness != FULL) {
-                lo = (witness >> (8 * m)) & 0xff;
-                if (lo >= n) lo = 0; // an out-of-range index reads as scenario 0
-                hi = lo + 1;
-            }
-            Grid memory g = _grid(d, pc, witness == FULL ? type(uint256).max : lo % points);
+            Grid memory g = _grid(d, pc);
             int256[] memory loss = new int256[](n);
             // Perp: loss = size x (S - S'), the same in every vol scenario.
             if (d.perpSize != 0) {
-                for (uint256 k = lo; k < hi; ++k) {
+                for (uint256 k; k < n; ++k) {
                     loss[k] = WadMath.smulWadCeil(d.perpSize, int256(d.spot) - int256(g.spotAt[k % points]));
                 }
             }
@@ -145,44 +139,104 @@ library OptionsRisk {
                 Leg memory l = legs[h];
                 if (l.marketId != m) continue;
                 netOptions += l.size;
-                uint256 v = _optionLosses(loss, l, d, pc, g, lo, hi);
+                uint256 v = _optionLosses(loss, l, d, pc, g);
                 legPrices[h] = packPrice(v, d.spot);
                 r.value += WadMath.mulWadFloor(l.size, v);
                 r.notional += WadMath.abs(l.size).mulWadUp(d.spot);
             }
             int256 worst = 0;
-            for (uint256 k = lo; k < hi; ++k) if (loss[k] > worst) worst = loss[k];
-            uint256 cont = WadMath.abs(d.perpSize).mulWadUp(d.spot).mulWadUp(pc.contPerpWad);
-            if (netOptions < 0) cont += uint256(-netOptions).mulWadUp(d.spot).mulWadUp(pc.contOptionWad);
-            uint256 mmU = uint256(worst) + cont;
-            r.mm += mmU;
-            // IM follows the IM scalar: MM x imFactor x sIm / sMm (>= MM x imFactor).
-            r.im += mmU.mulWadUp(pc.imFactorWad).mulWadUp(d.sIm.divWadUp(d.sMm));
+            for (uint256 k; k < n; ++k) if (loss[k] > worst) worst = loss[k];
+            addMarketMargin(r, worst, d.perpSize, netOptions, d.spot, d.sIm, d.sMm, pc);
         }
     }
 
-    /// @dev The spot points of market `d` (all, or only `only` for a witness).
-    function _grid(MarketData memory d, IOptions.PortfolioConfig memory pc, uint256 only)
-        private
-        pure
-        returns (Grid memory g)
-    {
+    /// @dev Adds one underlying's MM = max(loss, 0) + contingencies, and its IM, to `r`.
+    ///      IM follows the IM scalar: MM x imFactor x sIm / sMm (>= MM x imFactor).
+    function addMarketMargin(
+        Risk memory r,
+        int256 loss,
+        int256 perpSize,
+        int256 netOptions,
+        uint256 spot,
+        uint256 sIm,
+        uint256 sMm,
+        IOptions.PortfolioConfig memory pc
+    ) internal pure {
+        uint256 cont = WadMath.abs(perpSize).mulWadUp(spot).mulWadUp(pc.contPerpWad);
+        if (netOptions < 0) cont += uint256(-netOptions).mulWadUp(spot).mulWadUp(pc.contOptionWad);
+        uint256 mmU = (loss > 0 ? uint256(loss) : 0) + cont;
+        r.mm += mmU;
+        r.im += mmU.mulWadUp(pc.imFactorWad).mulWadUp(sIm.divWadUp(sMm));
+    }
+
+    /// @dev The spot points of market `d`.
+    function _grid(MarketData memory d, IOptions.PortfolioConfig memory pc) private pure returns (Grid memory g) {
         uint256 points = pc.spotPoints;
         g.spotAt = new uint256[](points);
         g.lnShock = new int256[](points);
-        int256 shock = SafeCastLib.toInt(uint256(pc.spotShockWad).mulWadUp(d.sMm));
-        if (shock > int256(MAX_SHOCK)) shock = int256(MAX_SHOCK);
-        int256 half = int256(points - 1);
+        int256 shock = maxShock(pc, d.sMm);
         g.lnSpot = FPML.lnWad(int256(d.spot));
         for (uint256 i; i < points; ++i) {
-            if (only != type(uint256).max && i != only) continue;
-            int256 f = IWAD + shock * (2 * int256(i) - half) / half;
-            g.spotAt[i] = d.spot * uint256(f) / WAD;
-            g.lnShock[i] = g.lnSpot + FPML.lnWad(f);
+            (g.spotAt[i], g.lnShock[i]) = spotPoint(d.spot, g.lnSpot, shock, i, points);
         }
     }
 
-    /// @dev Adds q x (v - v'(S', sigma')) to loss[k] for k in [lo, hi); returns the mark v
+    /// @dev The largest spot shock of a market: ceil(spotShock x sMm), at most MAX_SHOCK.
+    function maxShock(IOptions.PortfolioConfig memory pc, uint256 sMm) internal pure returns (int256 shock) {
+        shock = SafeCastLib.toInt(uint256(pc.spotShockWad).mulWadUp(sMm));
+        if (shock > int256(MAX_SHOCK)) shock = int256(MAX_SHOCK);
+    }
+
+    /// @dev Spot point i of `points`: S' = floor(S x f) with f = 1 + shock (2 i - (points - 1))
+    ///      / (points - 1) (truncated toward zero), and ln S' = ln S + ln f.
+    function spotPoint(uint256 spot, int256 lnSpot, int256 shock, uint256 i, uint256 points)
+        internal
+        pure
+        returns (uint256 spotAt, int256 lnAt)
+    {
+        int256 half = int256(points - 1);
+        int256 f = IWAD + shock * (2 * int256(i) - half) / half;
+        spotAt = spot * uint256(f) / WAD;
+        lnAt = lnSpot + FPML.lnWad(f);
+    }
+
+    /// @dev The vol of vol state j (0 none, 1 up, 2 down) at vol-shock scale `scale`
+    ///      (`volScale` of the option's time to expiry; unused for j == 0).
+    function shockedVol(uint256 vol, uint256 j, uint256 scale, IOptions.PortfolioConfig memory pc)
+        internal
+        pure
+        returns (uint256)
+    {
+        if (j == 0) return vol;
+        if (j == 1) return vol.mulWadUp(WAD + uint256(pc.volUpWad).mulWadUp(scale));
+        uint256 down = uint256(pc.volDownWad).mulWadUp(scale);
+        uint256 v = down >= WAD ? 0 : vol.mulWadDown(WAD - down);
+        return v < pc.minVolWad ? pc.minVolWad : v;
+    }
+
+    /// @dev A witness scenario of one unexpired option: its mark v at (S, sigma) and its value
+    ///      at (S', sigma'_j), `tau` seconds before expiry. The same numbers as the full grid's
+    ///      `_optionLosses` at that scenario (one `prepare`; ln S and ln S' from the market).
+    function witnessPrices(
+        bool isCall,
+        uint256 strike,
+        uint256 tau,
+        uint256 spot,
+        int256 lnSpot,
+        uint256 vol,
+        uint256 spotAt,
+        int256 lnAt,
+        uint256 j,
+        IOptions.PortfolioConfig memory pc
+    ) internal pure returns (uint256 v, uint256 vAt) {
+        BlackScholes.Prepared memory p = BlackScholes.prepareZeroRate(strike, BlackScholes.sqrtTau(tau));
+        (uint256 c0, uint256 p0) = BlackScholes.priceAtLn(p, spot, lnSpot, vol);
+        uint256 volAt = j == 0 ? vol : shockedVol(vol, j, volScale(tau, pc), pc);
+        (uint256 c, uint256 pu) = BlackScholes.priceAtLn(p, spotAt, lnAt, volAt);
+        (v, vAt) = isCall ? (c0, c) : (p0, pu);
+    }
+
+    /// @dev Adds q x (v - v'(S', sigma')) to loss[k] for every scenario k; returns the mark v
     ///      (the same number as `markOf`: one `prepare` serves the mark and the scenarios, ln S
     ///      comes from the grid).
     function _optionLosses(
@@ -190,16 +244,15 @@ library OptionsRisk {
         Leg memory l,
         MarketData memory d,
         IOptions.PortfolioConfig memory pc,
-        Grid memory g,
-        uint256 lo,
-        uint256 hi
+        Grid memory g
     ) private view returns (uint256 v) {
         uint256 points = pc.spotPoints;
+        uint256 n = loss.length;
         int256 q = l.size;
         if (block.timestamp >= l.expiry) {
             v = markOf(l, d.spot, d.vol);
             // Expired: the payoff moves with spot only (settled series do not move at all).
-            for (uint256 k = lo; k < hi; ++k) {
+            for (uint256 k; k < n; ++k) {
                 uint256 px = l.settlementPrice != 0 ? l.settlementPrice : g.spotAt[k % points];
                 loss[k] += WadMath.smulWadCeil(q, int256(v) - int256(intrinsic(l, px)));
             }
@@ -211,17 +264,9 @@ library OptionsRisk {
             (uint256 c0, uint256 p0) = BlackScholes.priceAtLn(p, d.spot, g.lnSpot, d.vol);
             v = l.isCall ? c0 : p0;
         }
-        uint256[3] memory vols;
-        vols[0] = d.vol;
-        // Vol shocks are needed unless the range is one scenario of the unshocked vol.
-        if (hi - lo > 1 || lo >= points) {
-            uint256 scale = volScale(tau, pc);
-            vols[1] = d.vol.mulWadUp(WAD + uint256(pc.volUpWad).mulWadUp(scale));
-            uint256 down = uint256(pc.volDownWad).mulWadUp(scale);
-            vols[2] = down >= WAD ? 0 : d.vol.mulWadDown(WAD - down);
-            if (vols[2] < pc.minVolWad) vols[2] = pc.minVolWad;
-        }
-        for (uint256 k = lo; k < hi; ++k) {
+        uint256 scale = volScale(tau, pc);
+        uint256[3] memory vols = [d.vol, shockedVol(d.vol, 1, scale, pc), shockedVol(d.vol, 2, scale, pc)];
+        for (uint256 k; k < n; ++k) {
             uint256 i = k % points;
             (uint256 c, uint256 pu) = BlackScholes.priceAtLn(p, g.spotAt[i], g.lnShock[i], vols[k / points]);
             loss[k] += WadMath.smulWadCeil(q, int256(v) - int256(l.isCall ? c : pu));
