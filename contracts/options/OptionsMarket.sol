@@ -40,6 +40,7 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
     using OptionsRisk for OptionsRisk.Leg;
 
     uint256 internal constant WAD = 1e18;
+    int256 internal constant IWAD = 1e18;
     uint256 public constant MAX_ACCOUNT_SERIES = 16;
     uint256 public constant MAX_LIVE_SERIES = 32;
     uint256 internal constant MAX_MARKETS = 16;
@@ -285,17 +286,23 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
                 uint256 unit = legPrices[n];
                 ++n;
                 int256 q = int256(int104(uint104(leg >> 24)));
-                uint256 absQ = WadMath.abs(q);
-                // Round the closed size away from zero so that at least `fraction` closes:
-                // ceil(|q| f) <= |q| for f <= 1.
-                uint256 closeAbs = fraction == WAD ? absQ : absQ.mulWadUp(fraction);
-                uint256 price = uint128(unit);
-                // Longs are paid floor(closed x mark), shorts pay ceil(closed x mark).
-                realized += q > 0 ? int256(closeAbs.mulWadDown(price)) : -int256(closeAbs.mulWadUp(price));
-                notional += closeAbs.mulWadUp(unit >> 128);
-                int256 closeQ = q > 0 ? int256(closeAbs) : -int256(closeAbs);
-                uint256 id = (leg & MASK_24) - 1;
-                // The series slot, read and written as one word (ids in a book are listed).
+                uint256 id = (leg & MASK_24) - 1; // ids in a book are listed
+                int256 closeQ;
+                unchecked {
+                    // No overflow: |q| < 2^103 (int104) and fraction <= 1e18 < 2^60; marks and
+                    // spots from the check are below 2^128, so every product is below 2^231 and
+                    // 16 legs' sums stay far inside int256. ceil(|q| f) <= |q| for f <= 1.
+                    uint256 absQ = q >= 0 ? uint256(q) : uint256(-q);
+                    // Round the closed size away from zero so that at least `fraction` closes.
+                    uint256 closeAbs = fraction == WAD ? absQ : _divWadUp(absQ * fraction);
+                    // Longs are paid floor(closed x mark), shorts pay ceil(closed x mark).
+                    uint256 cost = closeAbs * uint128(unit);
+                    if (q > 0) realized += int256(cost / WAD);
+                    else realized -= int256(_divWadUp(cost));
+                    notional += _divWadUp(closeAbs * (unit >> 128));
+                    closeQ = q > 0 ? int256(closeAbs) : -int256(closeAbs);
+                }
+                // The series slot, read and written as one word.
                 uint256 slot = _seriesSlot(id);
                 uint256 sw = _sload(slot);
                 int256 oi = int256(int104(uint104(sw >> OI_SHIFT))) - closeQ;
@@ -303,7 +310,8 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
                 // A settled series whose last position closed leaves the live list.
                 if (oi == 0 && block.timestamp >= uint40(sw >> 16) && _settlement[id] != 0) _retire(id);
                 if (q == closeQ) continue;
-                uint256 left = _pack(id, q - closeQ);
+                // What is left has q's sign and a smaller size: it fits int104 as q did.
+                uint256 left = (leg & MASK_24) | (uint256(uint104(int104(q - closeQ))) << 24);
                 if (kept % 2 == 0) {
                     out = left;
                 } else {
@@ -424,17 +432,26 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
             // Perp: loss = size x (S - S').
             int256 loss = perp[m] == 0 ? int256(0) : WadMath.smulWadCeil(perp[m], int256(s) - int256(spotAt));
             int256 netOptions;
+            int256 value;
+            uint256 notional;
             for (uint256 h; h < n; ++h) {
                 uint256 sw = seriesW[h];
                 if (uint8(sw) != m) continue;
                 int256 q = int256(int104(uint104(legW[h] >> 24)));
                 (uint256 v, uint256 vAt) = _witnessLeg(sw, (legW[h] & MASK_24) - 1, s, lnSpot, vol[m], spotAt, lnAt, k / points, pc);
-                loss += WadMath.smulWadCeil(q, int256(v) - int256(vAt));
-                netOptions += q;
                 legPrices[h] = OptionsRisk.packPrice(v, s);
-                r.value += WadMath.mulWadFloor(q, v);
-                r.notional += WadMath.abs(q).mulWadUp(s);
+                unchecked {
+                    // The rounding of WadMath's smulWadCeil, mulWadFloor and mulWadUp, without
+                    // their overflow checks: |q| < 2^103 (int104), prices and spots < 2^128, so
+                    // each product is below 2^231 and 16 legs' sums stay far inside int256.
+                    loss += _ceilWad(q * (int256(v) - int256(vAt)));
+                    value += _floorWad(q * int256(v));
+                    notional += uint256(_ceilWad(int256(q >= 0 ? uint256(q) : uint256(-q)) * int256(s)));
+                    netOptions += q;
+                }
             }
+            r.value += value;
+            r.notional += notional;
             OptionsRisk.addMarketMargin(r, loss, perp[m], netOptions, s, sIm, sMm, pc);
         }
     }
@@ -614,6 +631,29 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
     function _sstore(uint256 slot, uint256 w) internal {
         assembly ("memory-safe") {
             sstore(slot, w)
+        }
+    }
+
+    /// @dev ceil(p / WAD), rounding toward plus infinity.
+    function _ceilWad(int256 p) internal pure returns (int256 z) {
+        unchecked {
+            z = p / IWAD; // truncates toward zero
+            if (p > 0 && p % IWAD != 0) ++z;
+        }
+    }
+
+    /// @dev floor(p / WAD), rounding toward minus infinity.
+    function _floorWad(int256 p) internal pure returns (int256 z) {
+        unchecked {
+            z = p / IWAD; // truncates toward zero
+            if (p < 0 && p % IWAD != 0) --z;
+        }
+    }
+
+    /// @dev ceil(z / WAD).
+    function _divWadUp(uint256 z) internal pure returns (uint256) {
+        unchecked {
+            return z / WAD + (z % WAD == 0 ? 0 : 1);
         }
     }
 
