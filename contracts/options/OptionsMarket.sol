@@ -101,7 +101,8 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
     mapping(uint256 seriesId => uint256) internal _settlement; // [wad] 0 until settled
     uint256[] internal _live; // listed and not retired
     mapping(uint256 marketId => OptionsConfig) internal _cfg;
-    mapping(uint256 marketId => uint16) internal _spotFeed;
+    /// @dev Market's spot feed id | implied-vol feed id << 16: the two ids a check needs, one slot.
+    mapping(uint256 marketId => uint32) internal _feedIds;
     PortfolioConfig internal _pm;
     /// @dev Positions of (owner, sub): dense, two 128-bit legs per slot, leg = id + 1 | size << 24.
     mapping(address owner => mapping(uint256 sub => uint256[BOOK_SLOTS])) internal _book;
@@ -131,7 +132,7 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
         if (c.optionMmFactorWad < 0.1e18 || c.optionMmFactorWad > 0.95e18) revert InvalidOptionsConfig("mmFactor");
         if (c.longHaircutWad > WAD) revert InvalidOptionsConfig("haircut");
         oracle.priceInfo(c.ivFeedId); // the vol feed must exist and answer
-        _spotFeed[marketId] = core.marketConfig(marketId).feedId;
+        _feedIds[marketId] = uint32(core.marketConfig(marketId).feedId) | (uint32(c.ivFeedId) << 16);
         _cfg[marketId] = c;
         emit OptionsConfigured(marketId, c);
     }
@@ -226,7 +227,7 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
         SeriesSlot memory s = _series[_checkSeries(seriesId)];
         if (block.timestamp < s.expiry) revert NotExpired(seriesId, s.expiry);
         if (_settlement[seriesId] != 0) revert AlreadySettled(seriesId);
-        uint16 feed = _spotFeed[s.marketId];
+        uint16 feed = uint16(_feedIds[s.marketId]);
         (uint256 spot, uint8 status) = oracle.priceInfo(feed);
         if (status != 0) revert OptionPriceNotTrusted(feed, status);
         _settlement[seriesId] = spot;
@@ -273,56 +274,98 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
         // rewritten dense as it is read (legs closed in full drop out, the rest keep their order).
         if (fraction > WAD) fraction = WAD;
         uint256[BOOK_SLOTS] storage b = _book[owner][sub];
+        uint256 seriesBase = _seriesSlot(0);
         uint256 n; // legs read
         uint256 kept; // legs written back
         uint256 out; // the book word being rebuilt (slot kept / 2)
-        for (uint256 i; i < BOOK_SLOTS; ++i) {
-            uint256 w = b[i];
-            if (w == 0) break;
-            for (uint256 h; h < 2; ++h) {
-                uint256 leg = h == 0 ? uint128(w) : w >> 128;
-                if (leg == 0) break;
-                if (n >= legPrices.length) revert LegPricesMismatch(n + 1, legPrices.length);
-                uint256 unit = legPrices[n];
-                ++n;
-                int256 q = int256(int104(uint104(leg >> 24)));
-                uint256 id = (leg & MASK_24) - 1; // ids in a book are listed
-                int256 closeQ;
-                unchecked {
-                    // No overflow: |q| < 2^103 (int104) and fraction <= 1e18 < 2^60; marks and
-                    // spots from the check are below 2^128, so every product is below 2^231 and
-                    // 16 legs' sums stay far inside int256. ceil(|q| f) <= |q| for f <= 1.
-                    uint256 absQ = q >= 0 ? uint256(q) : uint256(-q);
-                    // Round the closed size away from zero so that at least `fraction` closes.
-                    uint256 closeAbs = fraction == WAD ? absQ : _divWadUp(absQ * fraction);
-                    // Longs are paid floor(closed x mark), shorts pay ceil(closed x mark).
-                    uint256 cost = closeAbs * uint128(unit);
-                    if (q > 0) realized += int256(cost / WAD);
-                    else realized -= int256(_divWadUp(cost));
-                    notional += _divWadUp(closeAbs * (unit >> 128));
-                    closeQ = q > 0 ? int256(closeAbs) : -int256(closeAbs);
+        uint256[MAX_ACCOUNT_SERIES] memory emptied; // series whose open interest reached 0
+        uint256 nEmptied;
+        bytes4 errMismatch = LegPricesMismatch.selector;
+        bytes4 errSize = SizeOutOfRange.selector;
+        (uint256 slots, uint256 mask24, uint256 low152) = (BOOK_SLOTS, MASK_24, LOW_152);
+        // Per leg (book word: id + 1 in bits 0-23, int104 size in bits 24-127; series word:
+        // open interest int104 in bits 152-255, expiry in bits 16-55):
+        //   closed = ceil(|q| x fraction) (at least `fraction` closes; <= |q| as fraction <= 1)
+        //   realized += q > 0 ? floor(closed x mark) : -ceil(closed x mark)
+        //   notional += ceil(closed x spot); open interest -= closed (signed like q)
+        // No overflow: |q| < 2^103, fraction <= 1e18 < 2^60, marks and spots (from the check)
+        // < 2^128: every product is below 2^231 and 16 legs' sums stay far inside int256; the
+        // new open interest is range-checked to int104 (SizeOutOfRange), the size left has q's
+        // sign and a smaller magnitude, so it fits int104 as q did.
+        assembly ("memory-safe") {
+            let len := legPrices.length
+            let book := b.slot
+            let done := 0
+            for { let i := 0 } and(lt(i, slots), iszero(done)) { i := add(i, 1) } {
+                let w := sload(add(book, i))
+                if iszero(w) { break }
+                for { let h := 0 } lt(h, 2) { h := add(h, 1) } {
+                    let leg := shr(128, shl(sub(128, mul(h, 128)), w))
+                    if iszero(leg) {
+                        done := 1 // a slot not full ends the book
+                        break
+                    }
+                    if iszero(lt(n, len)) {
+                        let e := mload(0x40) // the revert data at free memory
+                        mstore(e, errMismatch)
+                        mstore(add(e, 0x04), add(n, 1))
+                        mstore(add(e, 0x24), len)
+                        revert(e, 0x44)
+                    }
+                    let unit := calldataload(add(legPrices.offset, shl(5, n)))
+                    n := add(n, 1)
+                    let q := signextend(12, shr(24, leg))
+                    let closed := q
+                    if slt(q, 0) { closed := sub(0, q) }
+                    if lt(fraction, WAD) {
+                        let z := mul(closed, fraction)
+                        closed := add(div(z, WAD), gt(mod(z, WAD), 0))
+                    }
+                    let cost := mul(closed, and(unit, 0xffffffffffffffffffffffffffffffff))
+                    let closeQ := closed
+                    switch sgt(q, 0)
+                    case 1 { realized := add(realized, div(cost, WAD)) }
+                    default {
+                        realized := sub(realized, add(div(cost, WAD), gt(mod(cost, WAD), 0)))
+                        closeQ := sub(0, closed)
+                    }
+                    let z := mul(closed, shr(128, unit))
+                    notional := add(notional, add(div(z, WAD), gt(mod(z, WAD), 0)))
+                    let id := sub(and(leg, mask24), 1)
+                    let slot := add(seriesBase, id)
+                    let sw := sload(slot)
+                    let oi := sub(signextend(12, shr(OI_SHIFT, sw)), closeQ)
+                    if iszero(eq(signextend(12, oi), oi)) {
+                        let e := mload(0x40)
+                        mstore(e, errSize)
+                        mstore(add(e, 0x04), oi)
+                        revert(e, 0x24)
+                    }
+                    sstore(slot, or(and(sw, low152), shl(OI_SHIFT, and(oi, 0xffffffffffffffffffffffffff))))
+                    // An expired series without open interest may retire (if settled: below).
+                    if and(iszero(oi), iszero(lt(timestamp(), and(shr(16, sw), 0xffffffffff)))) {
+                        mstore(add(emptied, shl(5, nEmptied)), id)
+                        nEmptied := add(nEmptied, 1)
+                    }
+                    if iszero(eq(q, closeQ)) {
+                        let left := or(and(leg, mask24), shl(24, and(sub(q, closeQ), 0xffffffffffffffffffffffffff)))
+                        switch and(kept, 1)
+                        case 0 { out := left }
+                        default {
+                            out := or(out, shl(128, left))
+                            let bs := add(book, shr(1, kept))
+                            if iszero(eq(sload(bs), out)) { sstore(bs, out) }
+                        }
+                        kept := add(kept, 1)
+                    }
                 }
-                // The series slot, read and written as one word.
-                uint256 slot = _seriesSlot(id);
-                uint256 sw = _sload(slot);
-                int256 oi = int256(int104(uint104(sw >> OI_SHIFT))) - closeQ;
-                _sstore(slot, (sw & LOW_152) | (uint256(uint104(_toInt104(oi))) << OI_SHIFT));
-                // A settled series whose last position closed leaves the live list.
-                if (oi == 0 && block.timestamp >= uint40(sw >> 16) && _settlement[id] != 0) _retire(id);
-                if (q == closeQ) continue;
-                // What is left has q's sign and a smaller size: it fits int104 as q did.
-                uint256 left = (leg & MASK_24) | (uint256(uint104(int104(q - closeQ))) << 24);
-                if (kept % 2 == 0) {
-                    out = left;
-                } else {
-                    out |= left << 128;
-                    if (b[kept / 2] != out) b[kept / 2] = out;
-                }
-                ++kept;
             }
-            if (w >> 128 == 0) break; // a slot not full ends the book
         }
         if (n != legPrices.length) revert LegPricesMismatch(n, legPrices.length);
+        // A settled series whose last position closed leaves the live list.
+        for (uint256 k; k < nEmptied; ++k) {
+            if (_settlement[emptied[k]] != 0) _retire(emptied[k]);
+        }
         // The half-built last word, then zeros over the slots the closed legs freed.
         if (kept % 2 == 1 && b[kept / 2] != out) b[kept / 2] = out;
         for (uint256 i = (kept + 1) / 2; 2 * i < n; ++i) b[i] = 0;
@@ -703,8 +746,9 @@ contract OptionsMarket is IOptions, ReentrancyGuard {
 
     /// @dev Spot and implied vol of market `m`, with the first feed not graded OK (+1) and its grade.
     function _marketInputs(uint256 m) internal view returns (uint256 spot, uint256 vol, uint256 bad, uint8 status) {
-        uint16 sf = _spotFeed[m];
-        uint16 vf = _cfg[m].ivFeedId;
+        uint32 ids = _feedIds[m];
+        uint16 sf = uint16(ids);
+        uint16 vf = uint16(ids >> 16);
         (spot, status) = oracle.priceInfo(sf);
         if (status != 0) bad = uint256(sf) + 1;
         uint8 vs;

@@ -29,6 +29,8 @@ contract OracleRouter is IOracleRouter {
         AggregatorV3Interface aggregator;
         uint32 heartbeat; // [s] the oldest answer still accepted
         uint8 decimals; // the feed's own decimals (<= 18)
+        bool breaker; // jumpWad != 0, kept in the first slot: a read of a feed without a
+        // breaker loads two slots, not three
         uint128 minWad; // [wad] lowest plausible price
         uint128 maxWad; // [wad] highest plausible price
         uint64 jumpWad; // [wad] largest round-to-round move taken at face value; 0: breaker off
@@ -68,7 +70,7 @@ contract OracleRouter is IOracleRouter {
         uint8 dec = AggregatorV3Interface(aggregator).decimals();
         // Normalizing multiplies by 10**(18 - decimals): a feed above 18 decimals is refused.
         if (dec > 18) revert InvalidFeedConfig(feedId);
-        feeds[feedId] = Feed(AggregatorV3Interface(aggregator), heartbeat, dec, minWad, maxWad, 0, 0, 0);
+        feeds[feedId] = Feed(AggregatorV3Interface(aggregator), heartbeat, dec, false, minWad, maxWad, 0, 0, 0);
         emit FeedSet(feedId, aggregator, dec, heartbeat, minWad, maxWad);
     }
 
@@ -82,6 +84,7 @@ contract OracleRouter is IOracleRouter {
             revert InvalidFeedConfig(feedId);
         }
         f.jumpWad = jumpWad;
+        f.breaker = jumpWad != 0;
         f.confirmRounds = confirmRounds;
         f.holdSeconds = holdSeconds;
         emit BreakerSet(feedId, jumpWad, confirmRounds, holdSeconds);
@@ -111,19 +114,20 @@ contract OracleRouter is IOracleRouter {
     /// @dev The graded latest answer, and a reference: the last price before a pending jump
     ///      (SUSPECT), else the answer itself.
     function _read(uint256 feedId) internal view returns (uint256 priceWad, uint8 status, uint256 ref) {
-        Feed memory f = feeds[feedId];
-        if (address(f.aggregator) == address(0)) revert UnknownFeed(feedId);
-        (uint80 roundId, int256 answer,, uint256 updatedAt,) = f.aggregator.latestRoundData();
-        priceWad = _normalize(feedId, f, answer);
-        if (priceWad < f.minWad || priceWad > f.maxWad) {
-            revert PriceOutOfBounds(feedId, priceWad, f.minWad, f.maxWad);
-        }
+        // Field by field: the breaker's slot is read only when the breaker is on.
+        Feed storage fs = feeds[feedId];
+        AggregatorV3Interface aggregator = fs.aggregator;
+        if (address(aggregator) == address(0)) revert UnknownFeed(feedId);
+        (uint80 roundId, int256 answer,, uint256 updatedAt,) = aggregator.latestRoundData();
+        priceWad = _normalize(feedId, fs.decimals, answer);
+        (uint128 minWad, uint128 maxWad) = (fs.minWad, fs.maxWad);
+        if (priceWad < minWad || priceWad > maxWad) revert PriceOutOfBounds(feedId, priceWad, minWad, maxWad);
         ref = priceWad;
         if (!_sequencerUp()) return (priceWad, SEQUENCER, ref);
-        if (updatedAt + f.heartbeat < block.timestamp) return (priceWad, STALE, ref);
-        if (f.jumpWad != 0) {
+        if (updatedAt + fs.heartbeat < block.timestamp) return (priceWad, STALE, ref);
+        if (fs.breaker) {
             bool pending;
-            (pending, ref) = _jumpPending(f, roundId, priceWad, updatedAt);
+            (pending, ref) = _jumpPending(fs, roundId, priceWad, updatedAt);
             if (pending) return (priceWad, SUSPECT, ref);
         }
         return (priceWad, OK, priceWad);
@@ -170,16 +174,16 @@ contract OracleRouter is IOracleRouter {
         }
     }
 
-    function _normalize(uint256 feedId, Feed memory f, int256 answer) internal pure returns (uint256) {
+    function _normalize(uint256 feedId, uint8 decimals, int256 answer) internal pure returns (uint256) {
         if (answer <= 0) revert NonPositivePrice(feedId, answer);
-        return uint256(answer) * 10 ** (18 - f.decimals);
+        return uint256(answer) * 10 ** (18 - decimals);
     }
 
     /// @dev Whether one of the last `confirmRounds` moves ending at the latest round exceeds the
     ///      jump bound and is younger than `holdSeconds`, and the price just before that move.
     ///      Walks rounds newest first, at most MAX_CONFIRM_ROUNDS reads; an accepted (old) jump
     ///      ends the walk.
-    function _jumpPending(Feed memory f, uint80 roundId, uint256 cur, uint256 curTime)
+    function _jumpPending(Feed storage f, uint80 roundId, uint256 cur, uint256 curTime)
         internal
         view
         returns (bool, uint256)

@@ -43,7 +43,7 @@ def test_set_feed_stores_feed_and_emits(dep, admin):
     rcpt = dep.send(dep.oracle.functions.setFeed(8, feed.address, 60, MIN_WAD, MAX_WAD), admin)
     # The jump breaker starts off (jumpWad, confirmRounds, holdSeconds all 0).
     assert tuple(dep.oracle.functions.feeds(8).call()) == (
-        feed.address, 60, 6, MIN_WAD, MAX_WAD, 0, 0, 0
+        feed.address, 60, 6, False, MIN_WAD, MAX_WAD, 0, 0, 0
     )
     ev = dep.oracle.events.FeedSet().process_receipt(rcpt)[0]["args"]
     assert (ev["feedId"], ev["aggregator"], ev["decimals"], ev["heartbeat"]) == (

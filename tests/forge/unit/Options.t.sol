@@ -594,6 +594,36 @@ contract OptionsPortfolioTest is OptionsBase {
         assertEq(mmOf(alice, 0, witness & 0xffff), l);
     }
 
+    /// The witness path (one scenario per market, priced on the packed words) agrees with the
+    /// full grid on everything but MM: the same value, notional, feed grade and per-leg mark and
+    /// spot for every witness; each loss bound is at most the full MM, and with BTC's short perp
+    /// on its worst point (+18%) the worst of ETH's 27 scenarios is exactly the full MM. Time
+    /// moves up to 45 days: short-dated vol-shock scales, and the 30-day series expired unsettled.
+    function testFuzz_witness_path_agrees_with_the_full_grid(uint256 seed) public {
+        openMixedPortfolio();
+        skipFresh(bound(seed >> 128, 0, 45 days));
+        setPrice(ethFeed, bound(seed, 1_400e18, 2_800e18));
+        ivFeed.updateAnswer(int256(bound(seed >> 64, 0.2e8, 2e8)));
+        (int256 v, uint256 im, uint256 mm, uint256 nt, uint256 bad, uint8 st, uint256[] memory lp) =
+            opt.accountRisk(alice, 0, true, FULL);
+        assertGt(im, mm);
+        uint256 worst;
+        for (uint256 k; k < N_SCENARIOS; ++k) {
+            (int256 v2, uint256 im2, uint256 mm2, uint256 nt2, uint256 bad2, uint8 st2, uint256[] memory lp2) =
+                opt.accountRisk(alice, 0, true, k | (8 << 8));
+            assertEq(v2, v, "value");
+            assertEq(nt2, nt, "notional");
+            assertEq(bad2, bad, "feed");
+            assertEq(st2, st, "grade");
+            assertEq(lp2.length, lp.length, "legs");
+            for (uint256 h; h < lp.length; ++h) assertEq(lp2[h], lp[h], "mark | spot");
+            assertLte(mm2, mm, "L <= MM");
+            assertLte(im2, im, "IM of L <= IM");
+            if (mm2 > worst) worst = mm2;
+        }
+        assertEq(worst, mm, "worst witness = full grid");
+    }
+
     /// The full grid's MM is the loss at the worst scenario: a search over the 27 scenarios of
     /// each market finds a witness whose L equals it.
     function test_full_grid_mm_equals_the_worst_witness() public {
