@@ -8,7 +8,7 @@ inlined code is attributed to where it was written). Call opcodes are charged th
 only (the callee's opcodes are charged to the callee).
 
     .venv/bin/python bench/gas_profile.py                      # witness_liquidate_16
-    .venv/bin/python bench/gas_profile.py --tx pm_trade_16 --lines 40
+    .venv/bin/python bench/gas_profile.py --tx witness_liquidate_4 --lines 40 --trace /tmp/t.json
 
 Printed: gas by contract, by function (the enclosing Solidity function of each line) and the
 most expensive lines. A profiling aid for contract work, not a benchmark: figures add up to
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from gas_snapshot import Clock, _options_gas  # noqa: E402
 
-from plimsoll.build import CONTRACTS, SETTINGS, _sources  # noqa: E402
+from plimsoll.build import SETTINGS, _sources  # noqa: E402
 from plimsoll.chain import LocalNode  # noqa: E402
 from plimsoll.deploy import deploy_local  # noqa: E402
 from plimsoll.units import token_units  # noqa: E402
@@ -48,10 +48,20 @@ def compile_maps() -> tuple[dict[str, dict[str, Any]], dict[int, str]]:
         "*": {"*": ["evm.deployedBytecode.object", "evm.deployedBytecode.sourceMap"]}
     }
     proc = subprocess.run(
-        ["node", str(ROOT / "tools" / "solc.js"), "--base-path", str(ROOT), "--include-path",
-         str(ROOT / "node_modules"), "--standard-json"],
+        [
+            "node",
+            str(ROOT / "tools" / "solc.js"),
+            "--base-path",
+            str(ROOT),
+            "--include-path",
+            str(ROOT / "node_modules"),
+            "--standard-json",
+        ],
         input=json.dumps({"language": "Solidity", "sources": sources, "settings": settings}),
-        capture_output=True, text=True, cwd=ROOT, check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
     )
     out = json.loads(proc.stdout)
     ids = {v["id"]: k for k, v in out["sources"].items()}
@@ -166,8 +176,8 @@ def fetch_trace(w3: Any, tx: str) -> dict[str, Any]:
         "debug_traceTransaction", [tx, {"disableStorage": True, "enableMemory": False}]
     )["result"]
     rcpt = w3.eth.get_transaction_receipt(tx)
-    logs = [{k: st[k] for k in ("pc", "op", "gas", "gasCost", "depth")} | {"stack": st["stack"][-3:]}
-            for st in trace["structLogs"]]
+    keep = ("pc", "op", "gas", "gasCost", "depth")
+    logs = [{k: st[k] for k in keep} | {"stack": st["stack"][-3:]} for st in trace["structLogs"]]
     return {"to": rcpt["to"].lower(), "gasUsed": int(rcpt["gasUsed"]), "structLogs": logs}
 
 
@@ -179,8 +189,12 @@ def _enclosing(funcs: list[tuple[int, int, str]], off: int) -> str:
     return fn
 
 
-def profile(trace: dict[str, Any], names: dict[str, str], arts: dict[str, dict[str, Any]],
-            ids: dict[int, str]) -> dict[str, Any]:
+def profile(
+    trace: dict[str, Any],
+    names: dict[str, str],
+    arts: dict[str, dict[str, Any]],
+    ids: dict[int, str],
+) -> dict[str, Any]:
     """Gas by call frame, opcode class, function (exclusive and inclusive) and source line.
 
     Internal calls are followed through the source map's jump marks: a JUMP marked "i" enters
@@ -264,7 +278,11 @@ def profile(trace: dict[str, Any], names: dict[str, str], arts: dict[str, dict[s
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tx", default="witness_liquidate_16")
+    ap.add_argument(
+        "--tx",
+        default="witness_liquidate_16",
+        choices=[f"witness_liquidate_{n}" for n in (1, 4, 16)],
+    )
     ap.add_argument("--lines", type=int, default=30)
     ap.add_argument("--json", help="also write the profile here")
     ap.add_argument("--trace", help="trace file: read it if it exists, else write it")
@@ -283,9 +301,14 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.trace).write_text(json.dumps({"trace": trace, "names": names}))
     prof = profile(trace, names, arts, ids)
     print(f"{args.tx}: gasUsed {prof['gasUsed']:,}")
-    for title, key, n in (("contract", "by_contract", 20), ("op class", "by_op", 20),
-                          ("function, inclusive", "inclusive", args.lines),
-                          ("function, exclusive", "exclusive", args.lines), ("line", "by_line", args.lines)):
+    tables = (
+        ("contract", "by_contract", 20),
+        ("op class", "by_op", 20),
+        ("function, inclusive", "inclusive", args.lines),
+        ("function, exclusive", "exclusive", args.lines),
+        ("line", "by_line", args.lines),
+    )
+    for title, key, n in tables:
         print(f"\n-- by {title}")
         for k, v in sorted(prof[key].items(), key=lambda kv: -kv[1])[:n]:
             print(f"{v:>9,}  {k}")
