@@ -146,8 +146,20 @@ library OptionsRisk {
             }
             int256 worst = 0;
             for (uint256 k; k < n; ++k) if (loss[k] > worst) worst = loss[k];
-            addMarketMargin(r, worst, d.perpSize, netOptions, d.spot, d.sIm, d.sMm, pc);
+            _addMarketMargin(r, worst, netOptions, d, pc);
         }
+    }
+
+    /// @dev `addMarketMargin` with the market's perp size, spot and scalars from `d` (fewer
+    ///      values on the grid loop's stack: it compiles without the optimizer, as coverage runs).
+    function _addMarketMargin(
+        Risk memory r,
+        int256 loss,
+        int256 netOptions,
+        MarketData memory d,
+        IOptions.PortfolioConfig memory pc
+    ) private pure {
+        addMarketMargin(r, loss, d.perpSize, netOptions, d.spot, d.sIm, d.sMm, pc);
     }
 
     /// @dev Adds one underlying's MM = max(loss, 0) + contingencies, and its IM, to `r`.

@@ -604,24 +604,37 @@ contract OptionsPortfolioTest is OptionsBase {
         skipFresh(bound(seed >> 128, 0, 45 days));
         setPrice(ethFeed, bound(seed, 1_400e18, 2_800e18));
         ivFeed.updateAnswer(int256(bound(seed >> 64, 0.2e8, 2e8)));
-        (int256 v, uint256 im, uint256 mm, uint256 nt, uint256 bad, uint8 st, uint256[] memory lp) =
-            opt.accountRisk(alice, 0, true, FULL);
-        assertGt(im, mm);
+        RiskView memory full = riskView(FULL);
+        assertGt(full.im, full.mm);
         uint256 worst;
         for (uint256 k; k < N_SCENARIOS; ++k) {
-            (int256 v2, uint256 im2, uint256 mm2, uint256 nt2, uint256 bad2, uint8 st2, uint256[] memory lp2) =
-                opt.accountRisk(alice, 0, true, k | (8 << 8));
-            assertEq(v2, v, "value");
-            assertEq(nt2, nt, "notional");
-            assertEq(bad2, bad, "feed");
-            assertEq(st2, st, "grade");
-            assertEq(lp2.length, lp.length, "legs");
-            for (uint256 h; h < lp.length; ++h) assertEq(lp2[h], lp[h], "mark | spot");
-            assertLte(mm2, mm, "L <= MM");
-            assertLte(im2, im, "IM of L <= IM");
-            if (mm2 > worst) worst = mm2;
+            RiskView memory w = riskView(k | (8 << 8));
+            assertEq(w.value, full.value, "value");
+            assertEq(w.notional, full.notional, "notional");
+            assertEq(w.bad, full.bad, "feed");
+            assertEq(w.status, full.status, "grade");
+            assertEq(w.prices.length, full.prices.length, "legs");
+            for (uint256 h; h < full.prices.length; ++h) assertEq(w.prices[h], full.prices[h], "mark | spot");
+            assertLte(w.mm, full.mm, "L <= MM");
+            assertLte(w.im, full.im, "IM of L <= IM");
+            if (w.mm > worst) worst = w.mm;
         }
-        assertEq(worst, mm, "worst witness = full grid");
+        assertEq(worst, full.mm, "worst witness = full grid");
+    }
+
+    /// @dev `accountRisk` of alice's subaccount 0 in portfolio mode, as one value.
+    struct RiskView {
+        int256 value;
+        uint256 im;
+        uint256 mm;
+        uint256 notional;
+        uint256 bad;
+        uint8 status;
+        uint256[] prices;
+    }
+
+    function riskView(uint256 witness) internal view returns (RiskView memory r) {
+        (r.value, r.im, r.mm, r.notional, r.bad, r.status, r.prices) = opt.accountRisk(alice, 0, true, witness);
     }
 
     /// The full grid's MM is the loss at the worst scenario: a search over the 27 scenarios of
