@@ -179,12 +179,6 @@ abstract contract OptionsStorage is IOptions {
         }
     }
 
-    function _sstore(uint256 slot, uint256 w) internal {
-        assembly ("memory-safe") {
-            sstore(slot, w)
-        }
-    }
-
     /// @dev ceil(p / WAD), rounding toward plus infinity.
     function _ceilWad(int256 p) internal pure returns (int256 z) {
         unchecked {
