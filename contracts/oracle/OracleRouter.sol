@@ -127,7 +127,7 @@ contract OracleRouter is IOracleRouter {
         if (updatedAt + fs.heartbeat < block.timestamp) return (priceWad, STALE, ref);
         if (fs.breaker) {
             bool pending;
-            (pending, ref) = _jumpPending(fs, roundId, priceWad, updatedAt);
+            (pending, ref) = _jumpPending(feeds[feedId], roundId, priceWad, updatedAt);
             if (pending) return (priceWad, SUSPECT, ref);
         }
         return (priceWad, OK, priceWad);
@@ -183,7 +183,7 @@ contract OracleRouter is IOracleRouter {
     ///      jump bound and is younger than `holdSeconds`, and the price just before that move.
     ///      Walks rounds newest first, at most MAX_CONFIRM_ROUNDS reads; an accepted (old) jump
     ///      ends the walk.
-    function _jumpPending(Feed storage f, uint80 roundId, uint256 cur, uint256 curTime)
+    function _jumpPending(Feed memory f, uint80 roundId, uint256 cur, uint256 curTime)
         internal
         view
         returns (bool, uint256)
