@@ -275,9 +275,7 @@ abstract contract OptionsMargin is OptionsStorage {
         uint256 j,
         PortfolioConfig memory pc
     ) internal view returns (uint256 v, uint256 vAt) {
-        uint256 expiry = uint40(sw >> 16);
-        bool isCall = uint8(sw >> 8) != 0;
-        uint256 strike = uint96(sw >> 56);
+        (bool isCall, uint256 expiry, uint256 strike) = _decodeSeries(sw);
         if (block.timestamp < expiry) {
             return OptionsRisk.witnessPrices(isCall, strike, expiry - block.timestamp, spot, lnSpot, vol, spotAt, lnAt, j, pc);
         }

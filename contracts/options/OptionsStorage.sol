@@ -123,13 +123,16 @@ abstract contract OptionsStorage is IOptions {
     ///      One read of the series slot, decoded in place (`id` must be listed).
     function _seriesLeg(uint256 id) internal view returns (OptionsRisk.Leg memory l) {
         uint256 sw = _sload(_seriesSlot(id));
-        uint256 expiry = uint40(sw >> 16);
         l.id = id;
         l.marketId = uint8(sw);
-        l.isCall = uint8(sw >> 8) != 0;
-        l.expiry = expiry;
-        l.strike = uint96(sw >> 56);
-        if (block.timestamp >= expiry) l.settlementPrice = _settlement[id];
+        (l.isCall, l.expiry, l.strike) = _decodeSeries(sw);
+        if (block.timestamp >= l.expiry) l.settlementPrice = _settlement[id];
+    }
+
+    /// @dev A series slot's option terms (the bit layout of SeriesSlot: marketId 0-7, isCall
+    ///      8-15, expiry 16-55, strike 56-151; the market id is `uint8(sw)`).
+    function _decodeSeries(uint256 sw) internal pure returns (bool isCall, uint256 expiry, uint256 strike) {
+        return (uint8(sw >> 8) != 0, uint40(sw >> 16), uint96(sw >> 56));
     }
 
     /// @dev The positions of (owner, sub) with their series, in book order.
