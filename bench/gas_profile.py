@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from coverage_check import block_end  # noqa: E402
 from gas_snapshot import Clock, _options_gas  # noqa: E402
 
 from plimsoll.build import SETTINGS, _sources  # noqa: E402
@@ -97,12 +98,15 @@ def pc_table(code: bytes, smap: str) -> dict[int, tuple[int, int, str]]:
     return out
 
 
+def _source(path: str) -> str:
+    """A source file named by the compiler (the project's or an npm package's); '' if absent."""
+    full = ROOT / path if (ROOT / path).exists() else ROOT / "node_modules" / path
+    return full.read_text() if full.exists() else ""
+
+
 def functions_of(path: str) -> list[tuple[int, int, str]]:
     """(start offset, end offset, name) of every function/modifier in a Solidity file."""
-    full = ROOT / path if (ROOT / path).exists() else ROOT / "node_modules" / path
-    if not full.exists():
-        return []
-    text = full.read_text()
+    text = _source(path)
     out = []
     for m in re.finditer(r"\b(function|modifier)\s+(\w+)|\bconstructor\b", text):
         name = m.group(2) or "constructor"
@@ -110,24 +114,13 @@ def functions_of(path: str) -> list[tuple[int, int, str]]:
         semi = text.find(";", m.end())
         if brace < 0 or (0 <= semi < brace):
             continue
-        depth, i = 0, brace
-        while i < len(text):
-            if text[i] == "{":
-                depth += 1
-            elif text[i] == "}":
-                depth -= 1
-                if depth == 0:
-                    break
-            i += 1
-        out.append((m.start(), i, name))
+        out.append((m.start(), block_end(text, brace), name))
     return out
 
 
 def line_of(path: str, offset: int, cache: dict[str, list[int]]) -> int:
     if path not in cache:
-        full = ROOT / path if (ROOT / path).exists() else ROOT / "node_modules" / path
-        text = full.read_text() if full.exists() else ""
-        cache[path] = [i for i, ch in enumerate(text) if ch == "\n"]
+        cache[path] = [i for i, ch in enumerate(_source(path)) if ch == "\n"]
     nl = cache[path]
     lo, hi = 0, len(nl)
     while lo < hi:
@@ -139,10 +132,8 @@ def line_of(path: str, offset: int, cache: dict[str, list[int]]) -> int:
     return lo + 1
 
 
-def run_scenario() -> tuple[Any, dict[str, Any], dict[str, str]]:
-    """The gas snapshot's options scenario; returns (node, tx hashes by key, address -> name)."""
-    node = LocalNode(accounts=10, extra=["--steps-tracing"])
-    w3 = node.start()
+def run_scenario(w3: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The gas snapshot's options scenario; returns (tx hashes by key, address -> name)."""
     dep = deploy_local(w3)
     accts = [str(x) for x in w3.eth.accounts]
     keeper = accts[4]
@@ -167,7 +158,7 @@ def run_scenario() -> tuple[Any, dict[str, Any], dict[str, str]]:
     names = {c.address.lower(): name for name, c in dep.contracts.items()}
     for fid, feed in dep.feeds.items():
         names[feed.address.lower()] = f"MockFeed#{fid}"
-    return node, hashes, names
+    return hashes, names
 
 
 def fetch_trace(w3: Any, tx: str) -> dict[str, Any]:
@@ -292,11 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         saved = json.loads(Path(args.trace).read_text())
         trace, names = saved["trace"], saved["names"]
     else:
-        node, hashes, names = run_scenario()
-        try:
+        node = LocalNode(accounts=10, extra=["--steps-tracing"])
+        with node as w3:  # stopped on any failure too
+            hashes, names = run_scenario(w3)
             trace = fetch_trace(node_w3(node), hashes[args.tx])
-        finally:
-            node.stop()
         if args.trace:
             Path(args.trace).write_text(json.dumps({"trace": trace, "names": names}))
     prof = profile(trace, names, arts, ids)
@@ -318,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def node_w3(node: LocalNode) -> Any:
+    """A client of `node` with a long timeout (tracing a large transaction takes a while)."""
     from web3 import Web3
 
     return Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 600}))

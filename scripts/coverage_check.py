@@ -27,19 +27,24 @@ CORE = re.compile(r"contracts/(Plimsoll\.sol|LiquidityPool\.sol|core/|oracle/|op
 ROW = re.compile(r"\|\s*(contracts/\S+)\s*\|\s*([\d.]+)% \((\d+)/(\d+)\)")
 
 
+def block_end(text: str, brace: int) -> int:
+    """Index of the ``}`` that closes the ``{`` at ``text[brace]`` (len(text) if none)."""
+    depth = 0
+    for i in range(brace, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return len(text)
+
+
 def assembly_lines(source: str) -> set[int]:
     """1-based numbers of the lines inside inline ``assembly`` blocks (the braces included)."""
     out: set[int] = set()
     for m in re.finditer(r"\bassembly\b[^{;]*\{", source):
-        depth, i = 0, m.end() - 1
-        while i < len(source):
-            if source[i] == "{":
-                depth += 1
-            elif source[i] == "}":
-                depth -= 1
-                if depth == 0:
-                    break
-            i += 1
+        i = block_end(source, m.end() - 1)
         first = source.count("\n", 0, m.start()) + 1
         last = source.count("\n", 0, i) + 1
         out.update(range(first, last + 1))
