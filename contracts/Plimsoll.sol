@@ -3,30 +3,31 @@ pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
-import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {Liquidations} from "./core/Liquidations.sol";
 import {PlimsollStorage} from "./core/PlimsollStorage.sol";
-import {PlimsollConfigurator} from "./core/PlimsollConfigurator.sol";
 import {IOracleRouter} from "./interfaces/IOracleRouter.sol";
 import {WadMath, SafeCastLib} from "./libraries/WadMath.sol";
 
 /// @title Plimsoll
 /// @notice The margin core: custody, perpetuals, standard margin, liquidation. This file holds
-///         the insurance fund, the liquidity pool's entry points and the fallback into the
-///         configurator (roles, registry and parameter setters, each within hard bounds).
+///         the liquidity pool's entry points and the fallback into the configurator (roles,
+///         registry and parameter setters within hard bounds, transfers between subaccounts,
+///         the insurance fund, recovered collateral and the views that are not hot paths).
 contract Plimsoll is Liquidations {
-    using SafeERC20 for IERC20;
     using WadMath for uint256;
 
-    /// @notice The configurator this core delegates its parameter setters to (deployed here,
-    ///         with the same immutables, so it cannot differ from the core it serves).
+    /// @notice The configurator this core delegates every other call to (fixed at deployment;
+    ///         it must serve the same cash token and oracle, which is checked here).
     address public immutable configurator;
 
-    constructor(IERC20 cash_, IOracleRouter oracle_, address admin_, address guardian_)
+    constructor(IERC20 cash_, IOracleRouter oracle_, address admin_, address guardian_, address configurator_)
         PlimsollStorage(cash_, IERC20Metadata(address(cash_)).decimals(), oracle_, admin_, guardian_)
     {
-        configurator = address(new PlimsollConfigurator(cash_, oracle_));
+        if (PlimsollStorage(configurator_).cash() != cash_ || PlimsollStorage(configurator_).oracle() != oracle_) {
+            revert Unauthorized(configurator_);
+        }
+        configurator = configurator_;
         isListed[address(cash_)] = true;
         _liq = LiquidationConfig({
             penaltyWad: 0.01e18,
@@ -57,26 +58,7 @@ contract Plimsoll is Liquidations {
         }
     }
 
-    // ------------------------------------------------------------------ insurance fund
-
-    /// @notice Anyone may add cash [token units] to the insurance fund.
-    function fundInsurance(uint256 amount) external nonReentrant {
-        if (amount == 0) revert ZeroAmount();
-        uint256 received = _pull(cash, msg.sender, amount);
-        int256 wad = SafeCastLib.toInt(WadMath.toWad(received, cashDecimals));
-        insuranceFund = SafeCastLib.toInt128(insuranceFund + wad);
-        cashBooked = SafeCastLib.toInt128(cashBooked + wad);
-        emit InsuranceFunded(msg.sender, received);
-    }
-
     // ------------------------------------------------------------------ liquidity pool hooks
-
-    /// @notice Connects the liquidity pool (once).
-    function setPool(address pool_) external onlyAdmin {
-        if (pool != address(0) || pool_ == address(0)) revert Unauthorized(msg.sender);
-        pool = pool_;
-        emit PoolSet(pool_);
-    }
 
     /// @notice The pool moves LP cash [token units] in.
     function poolDeposit(uint256 amount) external nonReentrant whenNotPaused(PAUSE_POOL) {
@@ -105,7 +87,7 @@ contract Plimsoll is Liquidations {
         uint256 held = cash.balanceOf(address(this));
         if (held < amount) revert InsufficientLiquidity(held, amount);
         emit PoolCashMoved(-wad);
-        cash.safeTransfer(receiver, amount);
+        _push(cash, receiver, amount);
     }
 
     /// @notice The pool's equity in cash token units, rounded down, floored at zero.

@@ -117,9 +117,22 @@ def compile_contracts(force: bool = False) -> dict[str, Artifact]:
     return _load(data)
 
 
-#: Contracts whose calls the core forwards by delegatecall (its fallback): their ABI entries
-#: belong to the core's address, so the core's ABI is shown with them merged in.
-DELEGATES = {"Plimsoll": ("PlimsollConfigurator",)}
+#: Contracts whose calls the core forwards by delegatecall (its fallback to the configurator,
+#: whose fallback goes on to the periphery): their ABI entries belong to the core's address, so
+#: the core's ABI is shown with them merged in.
+DELEGATES = {"Plimsoll": ("PlimsollConfigurator", "PlimsollPeriphery")}
+
+
+#: Contracts whose errors bubble up through another's calls (the core calls the oracle router
+#: and the options market; the pool and the options market call the core): the errors of the
+#: callees are merged into the caller's shipped ABI, so that every revert a call can return is
+#: decodable from the ABI the SDK ships (cast and explorers take the same file).
+ERRORS_FROM = {
+    "Plimsoll": ("OracleRouter", "OptionsMarket"),
+    "LiquidityPool": ("Plimsoll", "PlimsollConfigurator", "PlimsollPeriphery", "OracleRouter", "OptionsMarket"),
+    "OptionsMarket": ("Plimsoll", "PlimsollConfigurator", "PlimsollPeriphery", "OracleRouter"),
+    "PlimsollLens": ("Plimsoll", "PlimsollConfigurator", "PlimsollPeriphery", "OracleRouter", "OptionsMarket"),
+}
 
 
 def _abi_key(entry: dict[str, Any]) -> str:
@@ -151,6 +164,11 @@ def _load(data: dict[str, Any]) -> dict[str, Artifact]:
             a = arts[name]
             abi = merged_abi(a.abi, *(arts[d].abi for d in delegates))
             arts[name] = Artifact(a.name, a.source, abi, a.bytecode, a.deployed_size)
+    for name, callees in ERRORS_FROM.items():
+        if name in arts:
+            a = arts[name]
+            errors = [[e for e in arts[c].abi if e.get("type") == "error"] for c in callees if c in arts]
+            arts[name] = Artifact(a.name, a.source, merged_abi(a.abi, *errors), a.bytecode, a.deployed_size)
     return arts
 
 

@@ -76,6 +76,9 @@ class Deployment:
     block: int
     decoder: ErrorDecoder
     feeds: dict[int, Contract] = field(default_factory=dict)
+    #: The admin of the core and the oracle router once deployed with a timelock (None: the
+    #: ``admin`` account itself, as tests deploy it).
+    timelock: Contract | None = None
 
     @property
     def core(self) -> Contract:
@@ -102,6 +105,15 @@ class Deployment:
     def send(self, fn: Any, sender: str, gas: int | None = None) -> TxReceipt:
         return send(fn, sender, self.decoder, gas=gas)
 
+    def admin_send(self, fn: Any) -> TxReceipt:
+        """Runs an admin call: through the timelock (scheduled, then executed; its delay must be
+        0, as on local chains) when the deployment has one, else from the admin account."""
+        if self.timelock is None:
+            return self.send(fn, self.admin)
+        from plimsoll.timelock import Timelock
+
+        return Timelock(self.timelock, self.admin, self.decoder).call(fn)
+
     def set_price(
         self, feed_id: int, price_usd: float | int | str, sender: str | None = None
     ) -> TxReceipt:
@@ -118,6 +130,7 @@ class Deployment:
             "feeds": {str(k): v.address for k, v in self.feeds.items()},
             "assets": self.assets,
             "markets": self.markets,
+            "timelock": self.timelock.address if self.timelock is not None else None,
         }
 
     def save(self, path: Path) -> None:
@@ -203,6 +216,23 @@ def _deploy(w3: Web3, art: Artifact, sender: str, *args: Any) -> Contract:
     return w3.eth.contract(address=receipt["contractAddress"], abi=art.abi)
 
 
+def deploy_core(
+    w3: Web3,
+    arts: dict[str, Artifact],
+    sender: str,
+    cash: str,
+    oracle: str,
+    admin: str,
+    guardian: str,
+) -> Contract:
+    """Deploys the core in its three parts (periphery, configurator, core: each contract
+    checks that the next one down serves the same cash token and oracle) and returns the core
+    with the merged ABI of all three."""
+    periphery = _deploy(w3, arts["PlimsollPeriphery"], sender, cash, oracle)
+    configurator = _deploy(w3, arts["PlimsollConfigurator"], sender, cash, oracle, periphery.address)
+    return _deploy(w3, arts["Plimsoll"], sender, cash, oracle, admin, guardian, configurator.address)
+
+
 def deploy_local(
     w3: Web3,
     admin: str | None = None,
@@ -216,13 +246,17 @@ def deploy_local(
     risk_limits: tuple[int, int, int, int, int] | None = DEFAULT_RISK_LIMITS,
     risk_keeper: str | None = None,
     options: bool = True,
+    timelock_delay: int | None = None,
 ) -> Deployment:
     """Deploy mocks and the whole protocol on a local chain; ``admin`` must be unlocked.
 
     ``breaker`` turns on every feed's jump breaker (off by default: tests move prices in
     big steps); ``risk_limits`` / ``risk_keeper`` (default: the admin) enable volatility
     scalars; ``options`` deploys the options market (implied-vol feeds, options on every
-    market, portfolio margin).
+    market, portfolio margin). ``timelock_delay`` (seconds) hands the admin role of the core
+    (and with it the options market) and of the oracle router to a new ``PlimsollTimelock``
+    with that minimum delay, proposed and executed by ``admin``, as the last step; None keeps
+    ``admin`` as the direct admin (tests that change parameters often).
     """
     arts = compile_contracts()
     admin = admin or w3.eth.accounts[0]
@@ -258,9 +292,7 @@ def deploy_local(
                 admin,
                 decoder,
             )
-    core = _deploy(
-        w3, arts["Plimsoll"], admin, contracts["USDC"].address, router.address, admin, guardian
-    )
+    core = deploy_core(w3, arts, admin, contracts["USDC"].address, router.address, admin, guardian)
     contracts["Plimsoll"] = core
     pool = _deploy(w3, arts["LiquidityPool"], admin, core.address, contracts["USDC"].address)
     contracts["LiquidityPool"] = pool
@@ -321,6 +353,13 @@ def deploy_local(
         send(usdc.functions.approve(core.address, insurance), admin, decoder)
         send(core.functions.fundInsurance(insurance), admin, decoder)
 
+    timelock = None
+    if timelock_delay is not None:
+        timelock = _deploy(w3, arts["PlimsollTimelock"], admin, timelock_delay, [admin], [admin])
+        contracts["PlimsollTimelock"] = timelock
+        send(core.functions.setAdmin(timelock.address), admin, decoder)
+        send(router.functions.setAdmin(timelock.address), admin, decoder)
+
     return Deployment(
         w3=w3,
         contracts=contracts,
@@ -330,4 +369,5 @@ def deploy_local(
         block=block,
         decoder=decoder,
         feeds=feeds,
+        timelock=timelock,
     )

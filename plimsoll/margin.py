@@ -362,7 +362,6 @@ class _Params:
     asset_scale: Limbs  # 10**(18 - decimals) x price: toWad and the price in one exact product
     haircut: Limbs
     market_zero: npt.NDArray[np.bool_]  # (M,) price reads 0 or is not graded OK
-    asset_zero: npt.NDArray[np.bool_]  # (A,)
 
 
 def _params(state: MarginState, index: list[int]) -> _Params:
@@ -384,7 +383,6 @@ def _params(state: MarginState, index: list[int]) -> _Params:
     aprice = ints(state.asset_price, na, "asset_price", 0, u128)
     s_im, s_mm = _scalars(state)
     m_ok = np.ones(nm, dtype=bool) if state.market_price_ok is None else state.market_price_ok
-    a_ok = np.ones(na, dtype=bool) if state.asset_price_ok is None else state.asset_price_ok
     return _Params(
         price=_const(price, m_shape),
         slope=_const(ints(state.size_slope, nm, "size_slope", 0, u64), m_shape),
@@ -397,7 +395,6 @@ def _params(state: MarginState, index: list[int]) -> _Params:
         asset_scale=_const([10 ** (18 - d) * p for d, p in zip(dec, aprice, strict=True)], a_shape),
         haircut=_const(ints(state.asset_haircut, na, "asset_haircut", 0, u64), a_shape),
         market_zero=np.array([p == 0 for p in price], dtype=bool) | ~np.asarray(m_ok, dtype=bool),
-        asset_zero=np.array([p == 0 for p in aprice], dtype=bool) | ~np.asarray(a_ok, dtype=bool),
     )
 
 
@@ -484,9 +481,9 @@ def _chunk(state: MarginState, p: _Params, lo: int, hi: int) -> tuple[npt.NDArra
     mm_f = _to_float(mm_sum)
     with np.errstate(divide="ignore", invalid="ignore"):
         health = np.where(mm_f > 0, _to_float(diff) / mm_f, np.where(liquidatable, -np.inf, np.inf))
-    unpriced = ((size != 0).any(axis=0) & p.market_zero).any(axis=1) | (
-        (bal != 0).any(axis=0) & p.asset_zero
-    ).any(axis=1)
+    # Only the prices of positions gate a liquidation; collateral counts at its collateral
+    # price (0 when untrusted), as in MarginEngine._collateralValue.
+    unpriced = ((size != 0).any(axis=0) & p.market_zero).any(axis=1)
     return (
         _to_ints(equity),
         _to_ints(im_sum),

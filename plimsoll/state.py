@@ -17,7 +17,8 @@ open_notional          (N, M)       [wad USD] signed
 entry_funding_index    (N, M)       [wad USD per unit] signed
 asset_decimals         (A,)         decimals
 asset_haircut          (A,)         [wad]
-asset_price            (A,)         [wad USD per token] oracle price at the block
+asset_price            (A,)         [wad USD per token] collateral price at the block
+                                    (``OracleRouter.collateralPrice``: 0 when not trusted)
 market_price           (M,)         [wad USD per unit] oracle price at the block
 im_base, mm_factor,    (M,)         [wad] market parameters (``MarketConfig``)
 size_slope,
@@ -28,7 +29,9 @@ funding_index          (M,)         [wad] stored index (``MarketState.fundingInd
 last_funding_time      (M,)         [s]
 im_scalar, mm_scalar   (M,)         [wad] volatility scalars now (``volScalars``); None: 1
 market_price_ok,       (M,), (A,)   bool: the oracle grades the price OK; None: all OK. An
-asset_price_ok                      account using a price that is not OK cannot be liquidated
+asset_price_ok                      account with a position whose price is not OK cannot be
+                                    liquidated (collateral never gates it: it counts at its
+                                    collateral price)
 flags                  (N,)         ``Account.flags``: bit 0 options held, bit 1 portfolio
                                     margin (this mirror covers neither: ``plimsoll.pm`` does)
 =====================  ===========  ==========================================================

@@ -707,9 +707,11 @@ def _decode_int_arrays(raw: bytes, signed: Sequence[bool]) -> list[list[int]]:
 class MarketTable:
     """Every market, asset and oracle price at one block, as the lens reports them.
 
-    ``market_price_ok`` / ``asset_price_ok`` are False unless the oracle grades the price OK
-    (``OracleRouter.tryPrice``); the price is the latest answer when readable (also when
-    suspect or stale) and 0 for an out-of-bounds, non-positive or missing feed.
+    ``market_price_ok`` / ``asset_price_ok`` are False unless the oracle grades the price OK.
+    A market price is the latest answer when readable (``OracleRouter.tryPrice``: also when
+    suspect or stale) and 0 for an out-of-bounds, non-positive or missing feed; an asset price
+    is what the core values collateral at (``OracleRouter.collateralPrice``: 0 while stale or
+    invalid, the lower of the answer and the pre-jump price while suspect).
     ``im_scalars`` / ``mm_scalars`` are the markets' volatility scalars at the block [wad].
     """
 

@@ -313,7 +313,7 @@ def open_option_traders(
         ("otm_put", False, 1_800),
     ):
         ids[name] = len(ids)
-        dep.send(opts.functions.listSeries(0, call, expiry, wad(strike)), dep.admin)
+        dep.admin_send(opts.functions.listSeries(0, call, expiry, wad(strike)))
     out = []
     for i, addr in enumerate(addrs):
         strategy = STRATEGIES[i % len(STRATEGIES)]
@@ -355,7 +355,8 @@ def run(
     n_all = n_traders + n_option_traders
     with tempfile.TemporaryDirectory() as tmp, LocalNode(accounts=n_all + 2) as w3:
         node_url = w3.provider.endpoint_uri  # type: ignore[attr-defined]
-        dep = deploy_local(w3, pool_liquidity=token_units(50_000_000, 6))
+        # Admin behind a timelock with delay 0, as every local deployment (schedule + execute).
+        dep = deploy_local(w3, pool_liquidity=token_units(50_000_000, 6), timelock_delay=0)
         traders = [str(a) for a in w3.eth.accounts[2 : 2 + n_traders]]
         accounts = open_traders(dep, traders, rng)
         option_accounts = open_option_traders(

@@ -34,7 +34,7 @@ def main() -> None:
     """brownie entry point: `brownie run scripts/deploy.py`."""
     import brownie
 
-    dep = deploy_local(brownie.web3, admin=brownie.accounts[0].address)
+    dep = deploy_local(brownie.web3, admin=brownie.accounts[0].address, timelock_delay=0)
     _report(dep, ROOT / "deployments" / f"{brownie.network.show_active()}.json")
 
 
@@ -42,12 +42,18 @@ def cli(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description="Deploy Plimsoll with mocks on a local chain")
     ap.add_argument("--rpc", default="http://127.0.0.1:8545")
     ap.add_argument("--out", type=Path, default=ROOT / "deployments" / "local.json")
+    ap.add_argument(
+        "--timelock-delay",
+        type=int,
+        default=0,
+        help="seconds every admin change waits in the timelock (default 0: local chains)",
+    )
     args = ap.parse_args(argv)
     w3 = Web3(Web3.HTTPProvider(args.rpc))
     try:
         if not w3.is_connected():
             raise PlimsollError(f"cannot reach {args.rpc}")
-        _report(deploy_local(w3), args.out)
+        _report(deploy_local(w3, timelock_delay=args.timelock_delay), args.out)
     except PlimsollError as e:
         print(f"deploy failed: {e}", file=sys.stderr)
         return 1

@@ -112,7 +112,74 @@ def measure() -> dict[str, int]:
         # witness_liquidate_N: gas of a witness liquidation on the account's worst scenario
         # after a 12% rise (the check on one scenario and the closing of every position).
         gas.update(_options_gas(dep, clock, accts[5:8], keeper))
+    gas["liquidate_max_account"] = _max_account_gas()
     return dict(sorted(gas.items()))
+
+
+#: The largest account the core allows: every collateral asset (15) and a position in every
+#: market (16), each priced by its own feed with the jump breaker on and walking its longest
+#: history (8 rounds, no jump among them), liquidated in full with the deficit booked (the
+#: collateral forfeited). Warm slots make this a lower bound of a cold mainnet transaction.
+MAX_ASSETS, MAX_MARKETS, MAX_ROUNDS = 15, 16, 8
+
+
+def _max_account_gas() -> int:
+    from plimsoll.deploy import AssetSpec, BreakerSpec, MarketSpec
+
+    assets = [
+        AssetSpec(f"C{i}", 18, 100 + i, wad("0.8"), token_units(10**9, 18)) for i in range(MAX_ASSETS)
+    ]
+    markets = [MarketSpec(f"M{m}-PERP", 1 + m) for m in range(MAX_MARKETS)]
+    prices: dict[int, float | int] = {1 + m: 1_000 for m in range(MAX_MARKETS)}
+    prices.update({100 + i: 1_000 for i in range(MAX_ASSETS)})
+    breaker = BreakerSpec(jump=wad("0.15"), confirm_rounds=MAX_ROUNDS, hold_seconds=3600)
+    with LocalNode(accounts=4) as w3:
+        dep = deploy_local(
+            w3, assets=assets, markets=markets, prices=prices, breaker=breaker, options=False
+        )
+        core = dep.core
+        trader, keeper = str(w3.eth.accounts[1]), str(w3.eth.accounts[2])
+        clock = Clock(dep)
+        clock.fund(trader, 0, token_units(10_000, 6))
+        clock.send(core.functions.deposit(0, 0, token_units(10_000, 6)), trader)
+        for i in range(1, MAX_ASSETS + 1):
+            clock.fund(trader, i, wad(1))
+            clock.send(core.functions.deposit(0, i, wad(1)), trader)
+        # 16 x 10 units at 1,000 (160,000 notional): IM ~16,000 against 22,000 of equity; a 15%
+        # fall leaves equity < 0, so the liquidation closes everything and books the deficit.
+        for m in range(MAX_MARKETS):
+            clock.send(core.functions.trade(0, m, wad(10), 0), trader)
+        # Prices fall 2% a round for MAX_ROUNDS rounds (no jump: the breaker walks them all).
+        px = 1_000.0
+        for _ in range(MAX_ROUNDS):
+            px *= 0.98
+            for feed in prices:
+                clock.set_price(feed, px if feed <= MAX_MARKETS else 1_000)
+        assert core.functions.isLiquidatable(trader, 0).call()
+        return int(clock.send(core.functions.liquidate(trader, 0), keeper)["gasUsed"])
+
+
+#: Code-size limit (EIP-170) and the headroom every deployed contract keeps under it.
+CODE_LIMIT = 24_576
+MIN_HEADROOM = 1_024
+SIZED = ("Plimsoll", "PlimsollConfigurator", "PlimsollPeriphery", "OptionsMarket", "LiquidityPool")
+
+
+def _size_failures() -> list[str]:
+    """Prints each contract's runtime size and headroom; returns the ones under MIN_HEADROOM."""
+    from plimsoll.build import compile_contracts
+
+    arts = compile_contracts()
+    out = []
+    for name in SIZED:
+        if name not in arts:
+            continue
+        size = arts[name].deployed_size
+        room = CODE_LIMIT - size
+        print(f"{name:22s} {size:6,d} bytes, headroom {room:6,d}")
+        if room < MIN_HEADROOM:
+            out.append(f"{name} has {room:,} bytes of headroom (< {MIN_HEADROOM:,})")
+    return out
 
 
 def _options_gas(dep: Deployment, clock: Clock, traders: list[str], keeper: str) -> dict[str, int]:
@@ -189,8 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="fail if gas-snapshot.json is stale")
     args = ap.parse_args(argv)
+    sizes = _size_failures()
+    for line in sizes:
+        print(f"code size: {line}", file=sys.stderr)
     gas = measure()
-    goals = _goal_failures(gas)
+    goals = _goal_failures(gas) + sizes
     for line in goals:
         print(f"gas goal missed: {line}", file=sys.stderr)
     if args.check:

@@ -2,18 +2,23 @@
 pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {PerpEngine} from "./PerpEngine.sol";
 import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
 
 /// @title Custody
-/// @notice Deposits, withdrawals and transfers between a trader's subaccounts.
+/// @notice Deposits and withdrawals. (Transfers between a trader's subaccounts and the choice of
+///         a subaccount's mode run in the configurator: see PlimsollConfigurator.)
 /// @dev Custody invariant, per token: balanceOf(this) >= what the protocol books for it
 ///      (`cashBooked` for cash, `totalDeposited` for collateral). Deposits credit the balance
-///      actually received (fee-on-transfer safe); SafeERC20 handles tokens that return false or
-///      nothing; every token-moving function is nonReentrant.
+///      actually received (fee-on-transfer safe); token calls accept what SafeERC20 accepts and
+///      wrap a token's own revert in `TokenCallFailed`; every token-moving function is
+///      nonReentrant.
+///      Listing policy: rebasing tokens are not listed (balances are booked in token units).
+///      Should a listed token's balance shrink all the same, withdrawals of it pay pro rata
+///      (amount x held / totalDeposited, rounded down), so that no depositor ever takes
+///      another's tokens; a surplus (positive rebase, donation) is skimmed to the protocol's
+///      recovery account (`skim`), whose sales fund the insurance fund.
 abstract contract Custody is PerpEngine {
-    using SafeERC20 for IERC20;
     using WadMath for uint256;
 
     /// @notice Deposits `amount` [token units] of asset `assetId` (0 = cash) into subaccount `sub`.
@@ -41,9 +46,18 @@ abstract contract Custody is PerpEngine {
     }
 
     /// @notice Withdraws `amount` [token units] of `assetId`; the subaccount must keep IM.
-    function withdraw(uint256 sub, uint256 assetId, uint256 amount) external nonReentrant whenNotPaused(PAUSE_WITHDRAW) {
-        IERC20 token = _debit(msg.sender, sub, assetId, amount);
-        emit Withdrawn(msg.sender, sub, assetId, amount);
+    ///         `type(uint256).max` withdraws the whole balance (cash: every whole token unit;
+    ///         the sub-unit remainder of the 18-decimal book goes to the insurance fund).
+    /// @return sent [token units] what left the protocol
+    function withdraw(uint256 sub, uint256 assetId, uint256 amount)
+        external
+        nonReentrant
+        whenNotPaused(PAUSE_WITHDRAW)
+        returns (uint256 sent)
+    {
+        IERC20 token;
+        (token, amount) = _debit(msg.sender, sub, assetId, amount);
+        sent = amount;
         if (assetId == 0) {
             int256 wad = SafeCastLib.toInt(WadMath.toWad(amount, cashDecimals));
             cashBooked = SafeCastLib.toInt128(cashBooked - wad);
@@ -51,64 +65,14 @@ abstract contract Custody is PerpEngine {
             // Cash lent to accounts with negative balances is not in the contract.
             if (held < amount) revert InsufficientLiquidity(held, amount);
         } else {
-            _assets[assetId].totalDeposited -= SafeCastLib.toUint128(amount);
+            AssetConfig storage a = _assets[assetId];
+            uint256 total = a.totalDeposited;
+            a.totalDeposited = SafeCastLib.toUint128(total - amount);
+            // Pro rata when the token holds less than is booked (see the listing policy).
+            uint256 held = token.balanceOf(address(this));
+            if (held < total) sent = amount * held / total;
         }
-        token.safeTransfer(msg.sender, amount);
-    }
-
-    /// @notice Moves `amount` of `assetId` between two of the caller's subaccounts; the source
-    ///         must keep IM.
-    function transfer(uint256 fromSub, uint256 toSub, uint256 assetId, uint256 amount)
-        external
-        nonReentrant
-        whenNotPaused(PAUSE_TRANSFER)
-    {
-        _debit(msg.sender, fromSub, assetId, amount);
-        Account storage to = _accounts[msg.sender][toSub];
-        if (assetId == 0) {
-            to.cash = SafeCastLib.toInt128(to.cash + SafeCastLib.toInt(WadMath.toWad(amount, cashDecimals)));
-        } else {
-            _balances[msg.sender][toSub][assetId] += amount;
-            to.assetMask |= uint16(1 << assetId);
-        }
-        emit Transferred(msg.sender, fromSub, toSub, assetId, amount);
-    }
-
-    /// @notice Makes an empty subaccount cross-margin (`isolatedMarket` = 0) or isolated to
-    ///         market `isolatedMarket - 1`.
-    function configureSubaccount(uint256 sub, uint8 isolatedMarket) external {
-        Account storage acct = _accounts[msg.sender][sub];
-        if (acct.cash != 0 || acct.assetMask != 0 || acct.marketMask != 0 || acct.flags != 0) {
-            revert SubaccountNotEmpty(msg.sender, sub);
-        }
-        if (isolatedMarket != 0 && isolatedMarket > marketCount) revert UnknownMarket(isolatedMarket - 1);
-        acct.isolatedMarket = isolatedMarket;
-        emit SubaccountConfigured(msg.sender, sub, isolatedMarket);
-    }
-
-    /// @dev Takes `amount` of `assetId` out of a subaccount and checks what is left: the
-    ///      subaccount stays at or above initial margin (skipped when it has no positions and
-    ///      no debt, where equity >= 0 = IM holds by construction).
-    function _debit(address owner, uint256 sub, uint256 assetId, uint256 amount) internal returns (IERC20 token) {
-        if (amount == 0) revert ZeroAmount();
-        Account storage acct = _accounts[owner][sub];
-        if (assetId == 0) {
-            int256 wad = SafeCastLib.toInt(WadMath.toWad(amount, cashDecimals));
-            // Cash cannot be borrowed by withdrawal: only the positive balance leaves.
-            if (acct.cash < wad) revert InsufficientBalance(0, acct.cash > 0 ? uint256(int256(acct.cash)) : 0, amount);
-            acct.cash = SafeCastLib.toInt128(acct.cash - wad);
-            token = cash;
-        } else {
-            AssetConfig storage a = _asset(assetId);
-            uint256 bal = _balances[owner][sub][assetId];
-            if (bal < amount) revert InsufficientBalance(assetId, bal, amount);
-            unchecked {
-                // bal >= amount was checked just above.
-                _balances[owner][sub][assetId] = bal - amount;
-            }
-            if (bal == amount) acct.assetMask &= ~uint16(1 << assetId);
-            token = IERC20(a.token);
-        }
-        if (acct.marketMask != 0 || acct.cash < 0 || acct.flags & FLAG_OPTIONS != 0) _requireInitialMargin(owner, sub);
+        emit Withdrawn(msg.sender, sub, assetId, sent);
+        if (sent != 0) _push(token, msg.sender, sent);
     }
 }

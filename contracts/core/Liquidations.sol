@@ -60,7 +60,7 @@ abstract contract Liquidations is Custody {
             closedNotional += n;
             if (!left) acct.flags &= ~FLAG_OPTIONS;
         }
-        _bookLiquidation(owner, sub, snap.equity, realized, closedNotional, fraction);
+        _bookLiquidation(owner, sub, snap.equity, snap.collateral, realized, closedNotional, fraction);
         if (witness != FULL_GRID) emit WitnessLiquidation(owner, sub, witness, snap.mm);
     }
 
@@ -69,23 +69,28 @@ abstract contract Liquidations is Custody {
         address owner,
         uint256 sub,
         int256 equity,
+        uint256 collateral,
         int256 realized,
         uint256 closedNotional,
         uint256 fraction
     ) internal {
         LiquidationConfig memory lc = _liq;
         Account storage acct = _accounts[owner][sub];
-        // penalty = closedNotional x penaltyRate. The keeper's share (capped) is always paid,
-        // even by an underwater account, so that no account is too poor to be worth
-        // liquidating (the waterfall then covers it); the insurance fund's cut is taken only
-        // from equity that is left after the reward.
+        // penalty = closedNotional x penaltyRate; reward = min(max(penalty x keeperShare,
+        // minReward), cap, max(equity, 0)). Both come out of the account's equity and nothing
+        // else: a liquidation never turns an account with equity >= 0 into bad debt, and an
+        // owner who liquidates itself only moves its own equity (no insurance or LP money
+        // pays a reward). Underwater accounts pay nothing and are cleared by the protocol's
+        // keepers (their bad-debt override); the insurance fund's cut is what equity has left.
         uint256 fullPenalty = closedNotional.mulWadUp(lc.penaltyWad);
-        // reward = min(max(penalty x keeperShare, minReward), cap): covers the gas of small
-        // liquidations, bounded for large ones.
         uint256 reward = Math.min(Math.max(fullPenalty.mulWadDown(lc.keeperShareWad), lc.keeperRewardMin), lc.keeperRewardCap);
-        if (reward > fullPenalty) fullPenalty = reward;
-        uint256 equityLeft = equity > SafeCastLib.toInt(reward) ? uint256(equity) - reward : 0;
-        uint256 penalty = reward + Math.min(fullPenalty - reward, equityLeft);
+        uint256 equityLeft = equity > 0 ? uint256(equity) : 0;
+        if (reward > equityLeft) reward = equityLeft;
+        unchecked {
+            // reward <= equityLeft was just ensured.
+            equityLeft -= reward;
+        }
+        uint256 penalty = reward + Math.min(fullPenalty > reward ? fullPenalty - reward : 0, equityLeft);
 
         // Effects: the realized PnL moves between the account and the pool; the penalty splits
         // into the keeper's reward and the insurance fund.
@@ -98,10 +103,10 @@ abstract contract Liquidations is Custody {
             keeper.cash = SafeCastLib.toInt128(keeper.cash + SafeCastLib.toInt(reward));
         }
 
+        // A deficit is booked as soon as it is known: every position is closed and the
+        // collateral, at its haircut value, no longer covers the cash debt.
         uint256 badDebt;
-        if (acct.marketMask == 0 && acct.assetMask == 0 && acct.flags & FLAG_OPTIONS == 0 && acct.cash < 0) {
-            badDebt = _settleBadDebt(owner, sub, acct);
-        }
+        if (acct.marketMask == 0 && acct.flags & FLAG_OPTIONS == 0) badDebt = _bookDeficit(owner, sub, acct, collateral);
         emit Liquidated(owner, sub, msg.sender, fraction, closedNotional, penalty, reward, badDebt);
     }
 

@@ -17,9 +17,10 @@ import {IOptions} from "../interfaces/IOptions.sol";
 ///        MM       = ceil(notional x ceil(min(ceil(rate x sMm), 1) x mmFactor))
 ///        funding  = ceil(size x (index - position.index))          (owed by the position)
 ///        uPnL     = floor(size x p) - openNotional - funding
-///      Per collateral asset: value = floor(floor(toWad(balance) x price) x haircut).
-///      equity = cash + sum(value) + sum(uPnL); liquidatable iff equity < MM and every price
-///      the account uses is graded OK by the oracle router.
+///      Per collateral asset: value = floor(floor(toWad(balance) x price) x haircut), at the
+///      router's collateral price (0 while the feed is stale or invalid, the lower end while
+///      a jump is pending). equity = cash + sum(value) + sum(uPnL); liquidatable iff
+///      equity < MM and every price of a position is graded OK by the oracle router.
 abstract contract MarginEngine is PlimsollStorage {
     using WadMath for uint256;
 
@@ -30,6 +31,7 @@ abstract contract MarginEngine is PlimsollStorage {
         uint256 im; // [wad USD]
         uint256 mm; // [wad USD]
         uint256 notional; // [wad USD] sum of |size| x price
+        uint256 collateral; // [wad USD] haircut value of the non-cash collateral
         uint256 untrustedFeed; // 0: every price OK; else feedId + 1 of the first that is not
         uint8 untrustedStatus; // its grade (IOracleRouter)
         uint256[] marketIds;
@@ -129,16 +131,15 @@ abstract contract MarginEngine is PlimsollStorage {
 
     // ------------------------------------------------------------------ accounts
 
-    /// @dev Value of an account's non-cash collateral at the oracle, after haircuts.
-    function _collateralValue(Snapshot memory snap, address owner, uint256 sub, uint256 mask)
-        internal
-        view
-        returns (uint256 value)
-    {
+    /// @dev Value of an account's non-cash collateral at the oracle, after haircuts. Each asset
+    ///      counts at `IOracleRouter.collateralPrice`: never more than a trusted price, nothing
+    ///      while its feed is stale or invalid. A collateral feed therefore never holds off or
+    ///      reverts a liquidation (only the prices of the positions being closed can).
+    function _collateralValue(address owner, uint256 sub, uint256 mask) internal view returns (uint256 value) {
         for (uint256 i = 1; (mask >> i) != 0; ++i) {
             if ((mask >> i) & 1 == 0) continue;
             AssetConfig storage a = _assets[i];
-            uint256 price = _gradedPrice(snap, a.feedId);
+            (uint256 price,) = oracle.collateralPrice(a.feedId);
             value += WadMath.toWad(_balances[owner][sub][i], a.decimals).mulWadDown(price).mulWadDown(a.haircutWad);
         }
     }
@@ -152,7 +153,8 @@ abstract contract MarginEngine is PlimsollStorage {
     ///      come from the witness's scenarios only (MM is then the loss bound L <= MM).
     function _snapshotAt(address owner, uint256 sub, uint256 witness) internal view returns (Snapshot memory snap) {
         Account memory acct = _accounts[owner][sub];
-        snap.equity = int256(acct.cash) + SafeCastLib.toInt(_collateralValue(snap, owner, sub, acct.assetMask));
+        snap.collateral = _collateralValue(owner, sub, acct.assetMask);
+        snap.equity = int256(acct.cash) + SafeCastLib.toInt(snap.collateral);
         uint256 mask = acct.marketMask;
         uint256 n = _popcount(mask);
         snap.marketIds = new uint256[](n);
@@ -266,25 +268,8 @@ abstract contract MarginEngine is PlimsollStorage {
         return _positions[owner][sub][marketId];
     }
 
-    /// @notice Collateral balance [token units]; asset 0 (cash) is reported by `getAccount`.
-    function collateralBalance(address owner, uint256 sub, uint256 assetId) external view returns (uint256) {
-        return _balances[owner][sub][assetId];
-    }
-
-    function assetConfig(uint256 assetId) external view returns (AssetConfig memory) {
-        return _assets[assetId];
-    }
-
     function marketConfig(uint256 marketId) external view returns (MarketConfig memory) {
         return _marketConfigs[marketId];
-    }
-
-    function marketState(uint256 marketId) external view returns (MarketState memory) {
-        return _marketStates[marketId];
-    }
-
-    function liquidationConfig() external view returns (LiquidationConfig memory) {
-        return _liq;
     }
 
     /// @notice Market `marketId`'s volatility scalars now [wad]: IM's and MM's (ramping). In

@@ -3,7 +3,7 @@ pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
-import {CollateralLiquidation} from "./CollateralLiquidation.sol";
+import {MarginEngine} from "./MarginEngine.sol";
 import {PlimsollStorage} from "./PlimsollStorage.sol";
 import {IOracleRouter} from "../interfaces/IOracleRouter.sol";
 import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
@@ -11,17 +11,43 @@ import {IOptions} from "../interfaces/IOptions.sol";
 
 /// @title PlimsollConfigurator
 /// @notice Roles, pause switches, the asset and market registry and every risk parameter of the
-///         Plimsoll core, each setter within hard bounds. It runs only by delegatecall from the
-///         core's fallback (on the core's storage, with the caller's identity); the core deploys
-///         it in its own constructor with the same immutables. Called directly it acts on its
-///         own empty storage, where nobody holds a role.
+///         Plimsoll core, each setter within hard bounds, and the options market's hooks. It
+///         runs only by delegatecall from the core's fallback (on the core's storage, with the
+///         caller's identity); the core checks at deployment that it serves the same cash token
+///         and oracle. Called directly it acts on its own empty storage, where nobody holds a
+///         role. What it does not implement it forwards to the periphery.
 /// @dev Split from the core so that the core's runtime code stays under the 24 KiB limit.
-contract PlimsollConfigurator is CollateralLiquidation {
+///      Deployment order: PlimsollPeriphery, PlimsollConfigurator(periphery), Plimsoll(configurator).
+contract PlimsollConfigurator is MarginEngine {
     using WadMath for uint256;
 
-    constructor(IERC20 cash_, IOracleRouter oracle_)
+    /// @notice The periphery this configurator forwards every call it does not implement to
+    ///         (by delegatecall, on the caller's storage): fixed at deployment.
+    address public immutable periphery;
+
+    /// @dev `periphery_` must serve the same cash token and oracle (checked).
+    constructor(IERC20 cash_, IOracleRouter oracle_, address periphery_)
         PlimsollStorage(cash_, IERC20Metadata(address(cash_)).decimals(), oracle_, address(0), address(0))
-    {}
+    {
+        if (PlimsollStorage(periphery_).cash() != cash_ || PlimsollStorage(periphery_).oracle() != oracle_) {
+            revert Unauthorized(periphery_);
+        }
+        periphery = periphery_;
+    }
+
+    /// @notice Every call neither the core nor the configurator implements runs in the
+    ///         periphery, by delegatecall: still on the core's storage, with the caller's
+    ///         identity.
+    fallback() external {
+        address impl = periphery;
+        assembly ("memory-safe") {
+            calldatacopy(0, 0, calldatasize())
+            let ok := delegatecall(gas(), impl, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            if iszero(ok) { revert(0, returndatasize()) }
+            return(0, returndatasize())
+        }
+    }
 
     // Hard bounds: no admin can set a parameter outside them.
     uint256 internal constant MIN_IM_BASE = 0.005e18; // 200x leverage at most
@@ -61,6 +87,15 @@ contract PlimsollConfigurator is CollateralLiquidation {
         if (msg.sender != guardian && msg.sender != admin) revert Unauthorized(msg.sender);
         paused = flags;
         emit PausedSet(flags);
+    }
+
+    // ------------------------------------------------------------------ pool
+
+    /// @notice Connects the liquidity pool (once).
+    function setPool(address pool_) external onlyAdmin {
+        if (pool != address(0) || pool_ == address(0)) revert Unauthorized(msg.sender);
+        pool = pool_;
+        emit PoolSet(pool_);
     }
 
     // ------------------------------------------------------------------ registry
@@ -110,8 +145,9 @@ contract PlimsollConfigurator is CollateralLiquidation {
     function configureMarket(uint256 marketId, MarketConfig calldata c) external onlyAdmin {
         if (marketId >= marketCount) revert UnknownMarket(marketId);
         MarketConfig memory old = _marketConfigs[marketId];
-        (uint256 price,) = oracle.priceInfo(old.feedId);
-        _accrue(marketId, _currentIndex(old, _marketStates[marketId], price));
+        (uint256 price, uint8 status) = oracle.priceInfo(old.feedId);
+        // Funding accrues at a trusted price only; otherwise the elapsed time carries over.
+        if (status == 0) _accrue(marketId, _currentIndex(old, _marketStates[marketId], price));
         _setMarket(marketId, c);
     }
 
@@ -238,34 +274,5 @@ contract PlimsollConfigurator is CollateralLiquidation {
         acct.flags = enabled ? acct.flags | FLAG_PORTFOLIO : acct.flags & ~FLAG_PORTFOLIO;
         emit PortfolioMarginSet(msg.sender, sub, enabled);
         if (acct.marketMask != 0 || acct.cash < 0 || acct.flags & FLAG_OPTIONS != 0) _requireInitialMargin(msg.sender, sub);
-    }
-
-    // ------------------------------------------------------------------ margin views
-    // (here rather than in the core: every copy of the margin computation costs core bytes)
-
-    /// @notice Equity, initial margin and maintenance margin of a subaccount [wad USD].
-    function accountMargin(address owner, uint256 sub) external view returns (int256 equity, uint256 im, uint256 mm) {
-        Snapshot memory s = _snapshot(owner, sub);
-        return (s.equity, s.im, s.mm);
-    }
-
-    /// @notice Whether the subaccount can be liquidated now: equity < maintenance margin and
-    ///         every price it uses graded OK (liquidations wait for a trusted price).
-    function isLiquidatable(address owner, uint256 sub) external view returns (bool) {
-        Snapshot memory s = _snapshot(owner, sub);
-        return s.untrustedFeed == 0 && s.equity < SafeCastLib.toInt(s.mm);
-    }
-
-    /// @notice The pool's equity (cash + unrealized PnL of its counter-positions) and initial margin.
-    function poolMargin() external view returns (int256 equity, uint256 im) {
-        (equity, im,,) = _poolMargin();
-    }
-
-    /// @notice The funding index of `marketId` now, pending accrual included [wad].
-    function fundingIndex(uint256 marketId) external view returns (int256) {
-        if (marketId >= marketCount) revert UnknownMarket(marketId);
-        MarketConfig memory c = _marketConfigs[marketId];
-        (uint256 price,) = oracle.priceInfo(c.feedId);
-        return _currentIndex(c, _marketStates[marketId], price);
     }
 }

@@ -10,9 +10,13 @@ pragma solidity 0.8.28;
 ///                    round before it, and neither `confirmRounds` agreeing rounds nor
 ///                    `holdSeconds` have passed since: a possible wick;
 ///        2 STALE     the last update is older than the heartbeat;
-///        3 SEQUENCER the L2 sequencer is down, or came back less than the grace period ago.
-///      Anything but OK makes a market reduce-only and holds liquidations that need the price.
-///      Answers <= 0 or outside the feed's bounds are not graded: reading them reverts.
+///        3 SEQUENCER the L2 sequencer is down, or came back less than the grace period ago;
+///        4 INVALID   the answer is <= 0 (price 0), outside the feed's bounds, or the feed
+///                    cannot be read (price 0): not a price at all.
+///      Anything but OK makes a market reduce-only and holds liquidations that need the price;
+///      collateral counts at `collateralPrice` (never more than a trusted price, 0 when there
+///      is none). Grading never reverts for a configured feed; `price` and `fillBounds`, which
+///      hand out a price to act on, revert on INVALID with the reason.
 interface IOracleRouter {
     /// @notice Thrown when `feedId` has no feed configured.
     error UnknownFeed(uint256 feedId);
@@ -44,7 +48,8 @@ interface IOracleRouter {
 
     /// @notice The normalized latest answer of `feedId` and its grade (see the contract notes).
     /// @return priceWad USD per whole token [wad], the latest answer even when not OK
-    /// @return status 0 OK, 1 SUSPECT, 2 STALE, 3 SEQUENCER
+    /// @return status 0 OK, 1 SUSPECT, 2 STALE, 3 SEQUENCER, 4 INVALID (never reverts for a
+    ///         configured feed)
     function priceInfo(uint256 feedId) external view returns (uint256 priceWad, uint8 status);
 
     /// @notice The range a reduce-only fill uses while `feedId` is not OK: the latest answer
@@ -53,6 +58,13 @@ interface IOracleRouter {
     ///         expense of the pool. Both ends equal the answer in every other grade.
     /// @return lo [wad]   @return hi [wad]   @return status the grade (as priceInfo)
     function fillBounds(uint256 feedId) external view returns (uint256 lo, uint256 hi, uint8 status);
+
+    /// @notice What one unit of collateral priced by `feedId` may count for: the answer when
+    ///         OK, the lower of the answer and the pre-jump price while SUSPECT, 0 when STALE,
+    ///         SEQUENCER or INVALID. Never reverts for a configured feed, so an untrusted
+    ///         collateral price lowers an account's value instead of blocking its liquidation.
+    /// @return priceWad [wad]   @return status the grade (as priceInfo)
+    function collateralPrice(uint256 feedId) external view returns (uint256 priceWad, uint8 status);
 
     /// @notice The checked, normalized price of `feedId`; reverts unless its grade is OK.
     /// @return priceWad USD per whole token [wad]

@@ -104,8 +104,13 @@ interface IPlimsoll {
     error Disabled(uint256 id);
     /// @notice Thrown when a deposit would take an asset past its cap.
     error CapExceeded(uint256 assetId, uint256 totalAfter, uint256 cap);
-    /// @notice Thrown when a withdrawal or transfer asks for more than the balance.
+    /// @notice Thrown when a withdrawal, transfer or sale asks for more than the balance; both
+    ///         amounts in the asset's token units (cash: whole token units of the balance).
     error InsufficientBalance(uint256 assetId, uint256 balance, uint256 requested);
+    /// @notice Thrown when a token call fails: the token reverted (its own revert data in
+    ///         `reason`), returned false, or is not a contract. `operation` is the selector
+    ///         of the ERC-20 call (transfer 0xa9059cbb, transferFrom 0x23b872dd).
+    error TokenCallFailed(address token, bytes4 operation, bytes reason);
     /// @notice Thrown when the protocol holds fewer cash tokens than a withdrawal asks for
     ///         (the rest is lent to accounts with a negative cash balance).
     error InsufficientLiquidity(uint256 available, uint256 requested);
@@ -147,7 +152,8 @@ interface IPlimsoll {
     /// @notice Thrown when a registry is full (assets or markets).
     error TooMany(uint256 limit);
     /// @notice Thrown when an action needs a price (liquidation, a risk-increasing action)
-    ///         while the oracle grades it below OK (1 suspect, 2 stale, 3 sequencer).
+    ///         while the oracle grades it below OK (1 suspect, 2 stale, 3 sequencer,
+    ///         4 invalid).
     error PriceNotTrusted(uint256 feedId, uint8 status);
     /// @notice Thrown when a trade would increase a position in a market whose price is not
     ///         OK: the market is reduce-only until it is.
@@ -180,11 +186,17 @@ interface IPlimsoll {
         address indexed owner, uint256 indexed subaccount, address indexed liquidator,
         uint256 assetId, uint256 repaidWad, uint256 seized
     );
-    /// @notice The bad debt waterfall: account equity is gone, the insurance fund pays what it
-    ///         can, pool LPs absorb the rest.
+    /// @notice The bad debt waterfall: account equity is gone (the collateral left, at its
+    ///         haircut, cannot cover the debt), the insurance fund pays what it can, pool LPs
+    ///         absorb the rest.
     event BadDebtSettled(
         address indexed owner, uint256 indexed subaccount, uint256 deficit, uint256 fromInsurance, uint256 socialized
     );
+    /// @notice Collateral moved to the protocol's recovery account: forfeited by an account
+    ///         whose debt was written off, or a skimmed surplus (owner = the core itself).
+    event CollateralForfeited(address indexed owner, uint256 indexed subaccount, uint256 indexed assetId, uint256 amount);
+    /// @param amount [token units] recovered collateral sold   @param paid [cash token units] to the insurance fund
+    event RecoveredSold(address indexed buyer, uint256 indexed assetId, uint256 amount, uint256 paid);
     event InsuranceFunded(address indexed from, uint256 amount);
     event PoolCashMoved(int256 amountWad);
     event AssetListed(uint256 indexed assetId, address token, uint8 decimals);

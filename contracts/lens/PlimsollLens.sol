@@ -33,10 +33,12 @@ contract PlimsollLens {
     /// @notice Thrown when the owner and subaccount arrays differ in length.
     error LengthMismatch(uint256 owners, uint256 subaccounts);
 
-    /// @dev Every market, asset and oracle price at one block. Prices come from
+    /// @dev Every market, asset and oracle price at one block. Market prices come from
     ///      `OracleRouter.tryPrice`: ok is false unless the oracle grades the price OK; the
     ///      price is the latest answer when readable (also when suspect or stale) and 0 for an
-    ///      out-of-bounds or missing feed, instead of reverting the whole call.
+    ///      out-of-bounds or missing feed, instead of reverting the whole call. Asset prices
+    ///      are what the core values collateral at (`OracleRouter.collateralPrice`: 0 unless
+    ///      OK or SUSPECT, the lower end while SUSPECT); ok says whether the grade is OK.
     struct Markets {
         uint256 blockNumber;
         uint256 timestamp; // [s] block.timestamp, the clock every core view uses at this block
@@ -75,7 +77,9 @@ contract PlimsollLens {
         m.assetPrices = new uint256[](na);
         for (uint256 i; i < na; ++i) {
             m.assetConfigs[i] = core.assetConfig(i + 1);
-            (m.assetPriceOk[i], m.assetPrices[i]) = oracle.tryPrice(m.assetConfigs[i].feedId);
+            uint8 status;
+            (m.assetPrices[i], status) = oracle.collateralPrice(m.assetConfigs[i].feedId);
+            m.assetPriceOk[i] = status == 0;
         }
     }
 

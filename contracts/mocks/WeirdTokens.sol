@@ -112,3 +112,37 @@ contract HighDecimalsToken is ERC20 {
         return 24;
     }
 }
+
+/// @notice A token whose holders' balances change without transfers (a rebase, simulated on one
+///         holder): Plimsoll does not list such tokens, and must still never let one depositor
+///         take another's tokens if one is listed.
+contract RebasingToken is MockERC20 {
+    constructor() MockERC20("Rebasing Token", "REBASE", 18) {}
+
+    /// @notice Sets `who`'s balance to `newBalance` (a negative or positive rebase of it).
+    function rebase(address who, uint256 newBalance) external {
+        uint256 bal = balanceOf(who);
+        if (newBalance < bal) _burn(who, bal - newBalance);
+        else _mint(who, newBalance - bal);
+    }
+}
+
+/// @notice A token with a blocklist (USDC/USDT style): transfers from or to a blocked address
+///         revert with the token's own error.
+contract BlocklistToken is MockERC20 {
+    error Blocked(address account);
+
+    mapping(address => bool) public blocked;
+
+    constructor() MockERC20("Blocklist Token", "BLOCK", 18) {}
+
+    function setBlocked(address who, bool isBlocked) external {
+        blocked[who] = isBlocked;
+    }
+
+    function _update(address from, address to, uint256 value) internal override {
+        if (blocked[from]) revert Blocked(from);
+        if (blocked[to]) revert Blocked(to);
+        super._update(from, to, value);
+    }
+}

@@ -23,6 +23,7 @@ contract OracleRouter is IOracleRouter {
     uint8 public constant SUSPECT = 1;
     uint8 public constant STALE = 2;
     uint8 public constant SEQUENCER = 3;
+    uint8 public constant INVALID = 4;
     uint8 internal constant MAX_CONFIRM_ROUNDS = 8;
 
     struct Feed {
@@ -108,21 +109,44 @@ contract OracleRouter is IOracleRouter {
         uint256 p;
         uint256 ref;
         (p, status, ref) = _read(feedId);
+        // Nothing fills at an answer that is not a price.
+        if (status == INVALID) _revertInvalid(feedId, p);
         (lo, hi) = p < ref ? (p, ref) : (ref, p);
     }
 
+    /// @inheritdoc IOracleRouter
+    function collateralPrice(uint256 feedId) external view returns (uint256 priceWad, uint8 status) {
+        uint256 ref;
+        (priceWad, status, ref) = _read(feedId);
+        if (status == SUSPECT) {
+            if (ref < priceWad) priceWad = ref;
+        } else if (status != OK) {
+            priceWad = 0;
+        }
+    }
+
     /// @dev The graded latest answer, and a reference: the last price before a pending jump
-    ///      (SUSPECT), else the answer itself.
+    ///      (SUSPECT), else the answer itself. Never reverts for a configured feed: an answer
+    ///      <= 0 (price 0), outside the feed's bounds, or a feed that cannot be read (price 0)
+    ///      is graded INVALID, so that views and liquidations that do not need this price are
+    ///      never blocked by it.
     function _read(uint256 feedId) internal view returns (uint256 priceWad, uint8 status, uint256 ref) {
         // Field by field: the breaker's slot is read only when the breaker is on.
         Feed storage fs = feeds[feedId];
         AggregatorV3Interface aggregator = fs.aggregator;
         if (address(aggregator) == address(0)) revert UnknownFeed(feedId);
-        (uint80 roundId, int256 answer,, uint256 updatedAt,) = aggregator.latestRoundData();
-        priceWad = _normalize(feedId, fs.decimals, answer);
-        (uint128 minWad, uint128 maxWad) = (fs.minWad, fs.maxWad);
-        if (priceWad < minWad || priceWad > maxWad) revert PriceOutOfBounds(feedId, priceWad, minWad, maxWad);
+        uint80 roundId;
+        int256 answer;
+        uint256 updatedAt;
+        try aggregator.latestRoundData() returns (uint80 r, int256 a, uint256, uint256 t, uint80) {
+            (roundId, answer, updatedAt) = (r, a, t);
+        } catch {
+            return (0, INVALID, 0);
+        }
+        if (answer <= 0) return (0, INVALID, 0);
+        priceWad = uint256(answer) * 10 ** (18 - fs.decimals);
         ref = priceWad;
+        if (priceWad < fs.minWad || priceWad > fs.maxWad) return (priceWad, INVALID, ref);
         if (!_sequencerUp()) return (priceWad, SEQUENCER, ref);
         if (updatedAt + fs.heartbeat < block.timestamp) return (priceWad, STALE, ref);
         if (fs.breaker) {
@@ -133,10 +157,24 @@ contract OracleRouter is IOracleRouter {
         return (priceWad, OK, priceWad);
     }
 
+    /// @dev Reverts with the error that says why an INVALID answer cannot be used.
+    function _revertInvalid(uint256 feedId, uint256 priceWad) internal view {
+        Feed storage fs = feeds[feedId];
+        if (priceWad == 0) {
+            int256 answer;
+            try fs.aggregator.latestRoundData() returns (uint80, int256 a, uint256, uint256, uint80) {
+                answer = a;
+            } catch {}
+            revert NonPositivePrice(feedId, answer);
+        }
+        revert PriceOutOfBounds(feedId, priceWad, fs.minWad, fs.maxWad);
+    }
+
     /// @inheritdoc IOracleRouter
     function price(uint256 feedId) external view returns (uint256 priceWad) {
         uint8 status;
         (priceWad, status) = priceInfo(feedId);
+        if (status == INVALID) _revertInvalid(feedId, priceWad);
         if (status == STALE) {
             (,,, uint256 updatedAt,) = feeds[feedId].aggregator.latestRoundData();
             revert StalePrice(feedId, updatedAt, feeds[feedId].heartbeat);
@@ -172,11 +210,6 @@ contract OracleRouter is IOracleRouter {
                 emit FeedStatusChanged(id, previous, status, p);
             }
         }
-    }
-
-    function _normalize(uint256 feedId, uint8 decimals, int256 answer) internal pure returns (uint256) {
-        if (answer <= 0) revert NonPositivePrice(feedId, answer);
-        return uint256(answer) * 10 ** (18 - decimals);
     }
 
     /// @dev Whether one of the last `confirmRounds` moves ending at the latest round exceeds the

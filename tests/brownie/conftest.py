@@ -19,18 +19,32 @@ def accounts():
 
 
 @pytest.fixture(scope="module")
-def system(accounts, MockERC20, MockFeed, OracleRouter, Plimsoll, PlimsollConfigurator, LiquidityPool):
+def system(
+    accounts,
+    MockERC20,
+    MockFeed,
+    OracleRouter,
+    Plimsoll,
+    PlimsollConfigurator,
+    PlimsollPeriphery,
+    LiquidityPool,
+):
     admin = accounts[0]
     usdc = MockERC20.deploy("USD Coin", "USDC", 6, {"from": admin})
     weth = MockERC20.deploy("Wrapped Ether", "WETH", 18, {"from": admin})
     feed = MockFeed.deploy(8, 2000 * 10**8, {"from": admin})
     router = OracleRouter.deploy(admin, {"from": admin})
     router.setFeed(1, feed, 3600, WAD // 10**6, 10**9 * WAD, {"from": admin})
-    deployed = Plimsoll.deploy(usdc, router, admin, admin, {"from": admin})
-    # The core forwards its setters to the configurator (delegatecall from its fallback): one
-    # contract object with both ABIs, as the SDK's shipped ABI has them.
+    periphery = PlimsollPeriphery.deploy(usdc, router, {"from": admin})
+    configurator = PlimsollConfigurator.deploy(usdc, router, periphery, {"from": admin})
+    deployed = Plimsoll.deploy(usdc, router, admin, admin, configurator, {"from": admin})
+    # The core forwards its setters to the configurator and the rest to the periphery
+    # (delegatecalls from their fallbacks): one contract object with the three ABIs, as the
+    # SDK's shipped ABI has them.
     core = brownie.Contract.from_abi(
-        "Plimsoll", deployed.address, merged_abi(Plimsoll.abi, PlimsollConfigurator.abi)
+        "Plimsoll",
+        deployed.address,
+        merged_abi(Plimsoll.abi, PlimsollConfigurator.abi, PlimsollPeriphery.abi),
     )
     pool = LiquidityPool.deploy(core, usdc, {"from": admin})
     core.setPool(pool, {"from": admin})

@@ -59,9 +59,7 @@ abstract contract Base is PRBTest {
         oracle.setFeed(BTC_FEED, address(btcFeed), 1 hours, 1_000e18, 2_000_000e18);
         vm.stopPrank();
 
-        core = ICore(
-            deploy("Plimsoll.sol:Plimsoll", abi.encode(address(usdc), address(oracle), admin, guardian))
-        );
+        core = deployCore(address(usdc), address(oracle), admin, guardian);
         pool = IPool(deploy("LiquidityPool.sol:LiquidityPool", abi.encode(address(core), address(usdc))));
 
         vm.startPrank(admin);
@@ -129,6 +127,14 @@ abstract contract Base is PRBTest {
             addr := create(0, add(code, 0x20), mload(code))
         }
         require(addr != address(0), artifact);
+    }
+
+    /// @dev The core in its three parts: periphery, configurator, core.
+    function deployCore(address cash, address oracle_, address admin_, address guardian_) internal returns (ICore) {
+        address periphery = deploy("PlimsollPeriphery.sol:PlimsollPeriphery", abi.encode(cash, oracle_));
+        address configurator =
+            deploy("PlimsollConfigurator.sol:PlimsollConfigurator", abi.encode(cash, oracle_, periphery));
+        return ICore(deploy("Plimsoll.sol:Plimsoll", abi.encode(cash, oracle_, admin_, guardian_, configurator)));
     }
 
     /// @dev x mapped into [lo, hi] (inclusive), uniform enough for fuzzing.

@@ -390,7 +390,12 @@ def test_set_pool_only_once(dep, admin, outsider):
 @pytest.fixture
 def bare_core(dep, admin):
     """A second core on the same oracle with no pool connected."""
-    core = deploy(dep.w3, "Plimsoll", admin, dep.cash.address, dep.oracle.address, admin, admin)
+    from plimsoll.build import compile_contracts
+    from plimsoll.deploy import deploy_core
+
+    core = deploy_core(
+        dep.w3, compile_contracts(), admin, dep.cash.address, dep.oracle.address, admin, admin
+    )
     dep.send(core.functions.listMarket(market()), admin)
     return core
 
@@ -412,12 +417,10 @@ def test_constructor_rejects_cash_with_more_than_18_decimals(dep, admin):
     high = deploy(dep.w3, "HighDecimalsToken", admin)
     from plimsoll.build import compile_contracts
 
-    art = compile_contracts()["Plimsoll"]
+    art = compile_contracts()["PlimsollPeriphery"]
     factory = dep.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
     with pytest.raises(ContractCustomError) as info:
-        factory.constructor(high.address, dep.oracle.address, admin, admin).transact(
-            {"from": admin}
-        )
+        factory.constructor(high.address, dep.oracle.address).transact({"from": admin})
     err = dep.decoder.decode(revert_data(info.value))
     assert (
         err.name == "UnsupportedToken" and err.args_by_name["token"].lower() == high.address.lower()

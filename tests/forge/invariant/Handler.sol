@@ -38,7 +38,10 @@ contract Handler {
     uint256 internal constant POOL_WITHDRAW = 7;
     uint256 internal constant MOVE_PRICE = 8;
     uint256 internal constant WARP = 9;
-    uint256 internal constant N_ACTIONS = 10;
+    uint256 internal constant DUST_TRADE = 10;
+    uint256 internal constant BREAK_FEED = 11;
+    uint256 internal constant WRITE_OFF = 12;
+    uint256 internal constant N_ACTIONS = 13;
 
     ICore public immutable core;
     IPool public immutable pool;
@@ -65,6 +68,11 @@ contract Handler {
     uint256 public healthyToLiquidatable;
     uint256 public liquidatedHealthy;
     uint256 public liquidationLeftBelowMM;
+    uint256 public badDebtFromSolvent; // a liquidation booked bad debt on an account with equity >= 0
+    uint256 public selfLiquidationGains; // an owner's total equity rose by liquidating itself
+    uint256 public hiddenDeficits; // a settlement whose parts do not add up or left debt behind
+    uint256 public selfLiquidations; // successful liquidations by the account's own owner
+    uint256 public deficitsBooked; // [wad] sum of BadDebtSettled.deficit
     string public lastViolation;
 
     bool[N_ACCOUNTS] internal liquidatable;
@@ -198,13 +206,26 @@ contract Handler {
             }
         }
         (address a, uint256 sub) = _owner(k);
-        uint256 ki = keeperSeed % (N_ACTORS + 1);
+        // Keepers: the traders (often the owner itself: self-liquidation) and an outsider.
+        uint256 ki = keeperSeed % (N_ACTORS + 2);
+        if (ki == N_ACTORS + 1) ki = k / 2;
         address keeper = ki == N_ACTORS ? outsideKeeper : actors[ki];
         bool wasLiquidatable = core.isLiquidatable(a, sub);
+        (int256 equityBefore,,) = core.accountMargin(a, sub);
+        int256 ownerBefore = _ownerEquity(keeper);
 
+        vm.recordLogs();
         vm.prank(keeper);
         try core.liquidate(a, sub) returns (uint256 fraction) {
             successes[LIQUIDATE]++;
+            uint256 deficit = _settlements();
+            if (equityBefore >= 0 && deficit != 0) {
+                _violation(badDebtFromSolvent++, "liquidate: bad debt from an account with equity >= 0");
+            }
+            if (keeper == a) {
+                selfLiquidations++;
+                if (_ownerEquity(keeper) > ownerBefore) _violation(selfLiquidationGains++, "self-liquidation gained");
+            }
             if (sub == 1) isolatedLiquidations++;
             if (fraction < 1e18) partialLiquidations++;
             if (!wasLiquidatable) _violation(liquidatedHealthy++, "liquidate: healthy account");
@@ -239,9 +260,11 @@ contract Handler {
         bool wasLiquidatable = core.isLiquidatable(a, sub);
         usdc.mint(buyer, repay);
 
+        vm.recordLogs();
         vm.prank(buyer);
         try core.liquidateCollateral(a, sub, assetId, repay) {
             successes[LIQUIDATE_COLLATERAL]++;
+            _settlements();
             if (!wasLiquidatable) _violation(liquidatedHealthy++, "liquidateCollateral: healthy account");
         } catch {}
         _touched(k);
@@ -297,6 +320,60 @@ contract Handler {
         _after(true);
     }
 
+    /// @notice A tiny position (dust) in a subaccount: dust accounts must not farm rewards.
+    function dustTrade(uint256 who, bool short_) external {
+        calls[DUST_TRADE]++;
+        (address a, uint256 sub, uint256 k) = _account(who);
+        uint256 m = sub == 1 ? (k / 2) % 2 : (who >> 8) % 2;
+        int256 delta = short_ ? -int256(0.001e18) : int256(0.001e18);
+        vm.prank(a);
+        try core.trade(sub, m, delta, 0) {
+            successes[DUST_TRADE]++;
+        } catch {}
+        _touched(k);
+        _after(false);
+    }
+
+    /// @notice A collateral (and market) feed that cannot be trusted: stale (the other feed
+    ///         answers again) or answering outside its bounds. The next warp or price move on
+    ///         it brings it back. Liquidations that do not need its price must go on.
+    function breakFeed(bool btc, bool stale) external {
+        calls[BREAK_FEED]++;
+        MockFeed feed = btc ? btcFeed : ethFeed;
+        MockFeed other = btc ? ethFeed : btcFeed;
+        if (stale) {
+            vm.warp(block.timestamp + 2 hours);
+            other.updateAnswer(other.latestAnswer());
+        } else {
+            feed.updateAnswer(1); // below the feed's minimum
+        }
+        successes[BREAK_FEED]++;
+        _after(true);
+    }
+
+    /// @notice Books a known deficit, or one whose collateral cannot be sold (anyone may).
+    function writeOff(uint256 targetSeed) external {
+        calls[WRITE_OFF]++;
+        uint256 k = targetSeed % N_ACCOUNTS;
+        for (uint256 j; j < N_ACCOUNTS; ++j) {
+            uint256 c = (targetSeed % N_ACCOUNTS + j) % N_ACCOUNTS;
+            (address ca, uint256 cs) = _owner(c);
+            IPlimsoll.Account memory acct = core.getAccount(ca, cs);
+            if (acct.marketMask == 0 && acct.cash < 0) {
+                k = c;
+                break;
+            }
+        }
+        (address a, uint256 sub) = _owner(k);
+        vm.recordLogs();
+        try core.writeOff(a, sub) {
+            successes[WRITE_OFF]++;
+            _settlements();
+        } catch {}
+        _touched(k);
+        _after(false);
+    }
+
     // ================================================================== views for the invariants
 
     function successCount(uint256 action) external view returns (uint256) {
@@ -350,6 +427,9 @@ contract Handler {
     ///         pool account, insurance fund) and of every collateral balance [token units].
     function bookedSums() external view returns (int256 cashSum, uint256 wethSum, uint256 wbtcSum) {
         cashSum = core.insuranceFund() + core.getAccount(address(pool), 0).cash + core.getAccount(outsideKeeper, 0).cash;
+        // Collateral forfeited by written-off accounts is booked to the recovery account.
+        wethSum = core.recoveredBalance(1);
+        wbtcSum = core.recoveredBalance(2);
         for (uint256 k; k < N_ACCOUNTS; ++k) {
             (address a, uint256 sub) = _owner(k);
             cashSum += core.getAccount(a, sub).cash;
@@ -369,10 +449,38 @@ contract Handler {
     }
 
     function violations() external view returns (uint256) {
-        return imViolations + healthyToLiquidatable + liquidatedHealthy + liquidationLeftBelowMM;
+        return imViolations + healthyToLiquidatable + liquidatedHealthy + liquidationLeftBelowMM + badDebtFromSolvent
+            + selfLiquidationGains + hiddenDeficits;
     }
 
     // ================================================================== internals
+
+    /// @dev Sum of the equity of `who`'s two subaccounts (0 for the outside keeper's second).
+    function _ownerEquity(address who) internal view returns (int256 total) {
+        (int256 e0,,) = core.accountMargin(who, 0);
+        (int256 e1,,) = core.accountMargin(who, 1);
+        return e0 + e1;
+    }
+
+    /// @dev Checks every BadDebtSettled in the recorded logs: the deficit is exactly what the
+    ///      insurance fund and the LPs paid, and the account is left with no debt. Returns the
+    ///      deficits' sum.
+    function _settlements() internal returns (uint256 total) {
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        bytes32 topic = keccak256("BadDebtSettled(address,uint256,uint256,uint256,uint256)");
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].topics.length == 0 || logs[i].topics[0] != topic) continue;
+            (uint256 deficit, uint256 fromInsurance, uint256 socialized) =
+                abi.decode(logs[i].data, (uint256, uint256, uint256));
+            address owner = address(uint160(uint256(logs[i].topics[1])));
+            uint256 sub = uint256(logs[i].topics[2]);
+            if (deficit != fromInsurance + socialized || core.getAccount(owner, sub).cash != 0) {
+                _violation(hiddenDeficits++, "a settlement's parts do not add up, or debt was left");
+            }
+            total += deficit;
+        }
+        deficitsBooked += total;
+    }
 
     function _account(uint256 seed) internal view returns (address a, uint256 sub, uint256 k) {
         k = seed % N_ACCOUNTS;

@@ -29,7 +29,7 @@ contract InvariantsTest is Base {
     }
 
     function targetSelectors() public view returns (FuzzSelector[] memory s) {
-        bytes4[] memory sel = new bytes4[](10);
+        bytes4[] memory sel = new bytes4[](13);
         sel[0] = Handler.deposit.selector;
         sel[1] = Handler.withdraw.selector;
         sel[2] = Handler.trade.selector;
@@ -40,6 +40,9 @@ contract InvariantsTest is Base {
         sel[7] = Handler.poolWithdraw.selector;
         sel[8] = Handler.movePrice.selector;
         sel[9] = Handler.warp.selector;
+        sel[10] = Handler.dustTrade.selector;
+        sel[11] = Handler.breakFeed.selector;
+        sel[12] = Handler.writeOff.selector;
         s = new FuzzSelector[](1);
         s[0] = FuzzSelector(address(handler), sel);
     }
@@ -52,11 +55,15 @@ contract InvariantsTest is Base {
         assertMarketAggregates();
     }
 
-    /// Non-vacuity, per run: a good share of the calls do something. (Shrunk sequences are
-    /// short and may be all no-ops; the bar applies from 20 calls on.)
+    /// Non-vacuity, per run: a good share of the calls do something. Checked on full-length
+    /// runs only: forge's shrinker replays shorter sequences that keep reverted no-op calls,
+    /// and those must not fail a run whose every property holds. (The deterministic
+    /// `test_handler_drives_every_action` below proves every action succeeds.)
     function afterInvariant() public {
         uint256 n = handler.totalCalls();
-        if (n >= 20) assertGte(handler.totalSuccesses() * 3, n, "at least a third of the calls succeed");
+        if (n == vm.envOr("FOUNDRY_INVARIANT_DEPTH", uint256(100)) && n >= 20) {
+            assertGte(handler.totalSuccesses() * 3, n, "at least a third of the calls succeed");
+        }
     }
 
     // ------------------------------------------------------------------ properties
@@ -76,13 +83,19 @@ contract InvariantsTest is Base {
     }
 
     /// (b) risk-increasing actions keep IM; (c) only the market makes accounts liquidatable;
-    /// (d) liquidation only of unhealthy accounts, leaving them >= MM or closed.
+    /// (d) liquidation only of unhealthy accounts, leaving them >= MM or closed;
+    /// (f) a liquidation never turns an account with equity >= 0 into bad debt; (g) no actor's
+    /// total value rises by liquidating accounts it owns; (h) every deficit booked is exactly
+    /// what the insurance fund and the LPs paid, and leaves the account without debt.
     function assertMarginRules() internal {
         if (handler.violations() == 0) return;
         emit LogNamedUint256("(b) below IM after a risk-increasing action", handler.imViolations());
         emit LogNamedUint256("(c) made liquidatable without a market move", handler.healthyToLiquidatable());
         emit LogNamedUint256("(d) liquidated while healthy", handler.liquidatedHealthy());
         emit LogNamedUint256("(d) left below MM with positions", handler.liquidationLeftBelowMM());
+        emit LogNamedUint256("(f) bad debt from equity >= 0", handler.badDebtFromSolvent());
+        emit LogNamedUint256("(g) self-liquidation gained", handler.selfLiquidationGains());
+        emit LogNamedUint256("(h) deficit hidden or mis-split", handler.hiddenDeficits());
         fail(handler.lastViolation());
     }
 
@@ -113,7 +126,7 @@ contract InvariantsTest is Base {
             uint256 a = uint256(keccak256(abi.encode(r, 1)));
             uint256 b = uint256(keccak256(abi.encode(r, 2)));
             uint256 c = uint256(keccak256(abi.encode(r, 3)));
-            uint256 action = r % 12;
+            uint256 action = r % 15;
             if (action == 0 || action == 10) handler.deposit(a, b, c);
             else if (action == 1) handler.withdraw(a, b, c);
             else if (action == 2 || action == 11) handler.trade(a, b, c, r >> 128, r & 1 == 1);
@@ -123,14 +136,17 @@ contract InvariantsTest is Base {
             else if (action == 6) handler.poolDeposit(a, b);
             else if (action == 7) handler.poolWithdraw(a, b);
             else if (action == 8) handler.movePrice(a & 1 == 1, b);
+            else if (action == 12) handler.dustTrade(a, b & 1 == 1);
+            else if (action == 13) handler.breakFeed(a & 1 == 1, b & 1 == 1);
+            else if (action == 14) handler.writeOff(a);
             else handler.warp(a);
             invariant_protocol();
         }
-        string[10] memory names = [
+        string[13] memory names = [
             "deposit", "withdraw", "trade", "transfer", "liquidate", "liquidateCollateral",
-            "poolDeposit", "poolWithdraw", "movePrice", "warp"
+            "poolDeposit", "poolWithdraw", "movePrice", "warp", "dustTrade", "breakFeed", "writeOff"
         ];
-        for (uint256 i; i < 10; ++i) {
+        for (uint256 i; i < 13; ++i) {
             emit LogNamedUint256(string.concat("successes: ", names[i]), handler.successCount(i));
             emit LogNamedUint256(string.concat("calls:     ", names[i]), handler.callCount(i));
             assertGt(handler.successCount(i), 0, names[i]);
@@ -140,5 +156,7 @@ contract InvariantsTest is Base {
         assertGt(handler.isolatedTrades(), 0, "isolated subaccounts trade");
         assertGt(handler.isolatedLiquidations(), 0, "isolated subaccounts get liquidated");
         assertGt(handler.partialLiquidations(), 0, "partial liquidations happen");
+        assertGt(handler.selfLiquidations(), 0, "owners liquidate themselves");
+        emit LogNamedUint256("deficits booked [wad]", handler.deficitsBooked());
     }
 }

@@ -143,9 +143,9 @@ contract LiquidationTest is Base {
         assertGt(core.insuranceFund() - ins0, 100e18, "insurance keeps the excess");
     }
 
-    /// An underwater account closes fully; the keeper still gets its capped share (a5705ac: no
-    /// account is too poor to be worth liquidating), and the insurance fund covers the deficit,
-    /// reward included. The fund's own cut is only taken from equity, of which there is none.
+    /// An underwater account closes fully; it pays no reward (rewards come out of equity only,
+    /// so that no liquidation pays anyone out of the insurance fund or the LPs), and the
+    /// insurance fund covers exactly the deficit.
     function test_underwater_account_closes_fully_and_insurance_covers_bad_debt() public {
         openLeveragedLong();
         setPrice(ethFeed, 1_700e18); // loss 13,500 > equity 9,955
@@ -159,11 +159,10 @@ contract LiquidationTest is Base {
         assertEq(fraction, WAD);
         assertEq(sizeOf(alice, 0, ETH_PERP), 0);
         assertEq(cashOf(alice, 0), 0, "deficit written off");
-        // closed notional 76,500 -> full penalty 765 -> keeper share 382.5, capped at 100.
-        assertEq(cashOf(keeper, 0), 100e18, "keeper paid even from an underwater account");
-        // The pool gains the realized 13,500; insurance pays the deficit plus the reward.
+        assertEq(cashOf(keeper, 0), 0, "an underwater account pays no reward");
+        // The pool gains the realized 13,500; insurance pays the deficit, nothing more.
         assertEq(poolCash() - pool0, 13_500e18);
-        assertEq(core.insuranceFund() - ins0, equity - 100e18);
+        assertEq(core.insuranceFund() - ins0, equity);
     }
 
     function test_bad_debt_beyond_insurance_is_socialized_to_the_pool() public {
@@ -171,7 +170,7 @@ contract LiquidationTest is Base {
         tradeAs(alice, 0, ETH_PERP, 900e18); // IM 342,000; fee 900
         setPrice(ethFeed, 1_400e18); // loss 540,000
         (int256 equity,,) = core.accountMargin(alice, 0);
-        uint256 deficit = uint256(-equity) + 100e18; // the keeper's capped reward is paid too
+        uint256 deficit = uint256(-equity); // no reward from an underwater account
         assertGt(deficit, INSURANCE_SEED * 1e12);
         int256 pool0 = poolCash();
         uint256 lpAssets0 = pool.totalAssets();
@@ -186,17 +185,18 @@ contract LiquidationTest is Base {
 
     // ------------------------------------------------------------------ collateral sales
 
-    /// @dev Alice: 10 WETH collateral, 2 BTC long, no cash. BTC -15% leaves equity < 0; the
-    ///      liquidation closes the position and leaves debt against the WETH.
+    /// @dev Alice: 10 WETH collateral (16,000 at its haircut), 2 BTC long, no cash. BTC at
+    ///      52,031.5 leaves equity 3 (< the minimum reward): the liquidation closes everything and
+    ///      leaves a debt of exactly the WETH's haircut value, so nothing is written off.
     function leaveDebtAgainstCollateral() internal returns (int256 debt) {
         depositFor(alice, 0, WETH_ID, 10e18);
         tradeAs(alice, 0, BTC_PERP, 2e18);
-        setPrice(btcFeed, 51_000e18);
+        setPrice(btcFeed, 52_031.5e18);
         core.liquidate(alice, 0);
         assertEq(core.getAccount(alice, 0).marketMask, 0);
         debt = cashOf(alice, 0);
-        // loss 18,000 + fee 60 + the keeper's capped reward 100 (equity < 0: no insurance cut)
-        assertEq(debt, -18_160e18);
+        // loss 15,937 + fee 60 + the reward, capped at the equity left (3)
+        assertEq(debt, -16_000e18);
         usdc.mint(keeper, 1_000_000e6);
         vm.prank(keeper);
         usdc.approve(address(core), type(uint256).max);
@@ -204,20 +204,22 @@ contract LiquidationTest is Base {
 
     function test_liquidate_collateral_sells_at_the_bonus() public {
         leaveDebtAgainstCollateral();
+        setPrice(ethFeed, 1_999e18); // the WETH no longer covers the debt at its haircut
         int256 booked0 = core.cashBooked();
         vm.prank(keeper);
         uint256 seized = core.liquidateCollateral(alice, 0, WETH_ID, 5_000e6);
-        assertEq(seized, 2.625e18, "5,000 x 1.05 / 2,000");
-        assertEq(weth.balanceOf(keeper), 2.625e18);
-        assertEq(core.collateralBalance(alice, 0, WETH_ID), 7.375e18);
-        assertEq(core.assetConfig(WETH_ID).totalDeposited, 7.375e18);
-        assertEq(cashOf(alice, 0), -13_160e18);
+        uint256 want = 5_250e18 * WAD / 1_999e18; // 5,000 x 1.05 / 1,999, rounded down
+        assertEq(seized, want);
+        assertEq(weth.balanceOf(keeper), want);
+        assertEq(core.collateralBalance(alice, 0, WETH_ID), 10e18 - want);
+        assertEq(core.assetConfig(WETH_ID).totalDeposited, 10e18 - want);
+        assertEq(cashOf(alice, 0), -11_000e18);
         assertEq(core.cashBooked(), booked0 + 5_000e18);
     }
 
     function test_liquidate_collateral_caps_at_balance_then_settles_bad_debt() public {
         leaveDebtAgainstCollateral();
-        setPrice(ethFeed, 1_500e18); // 10 WETH = 15,000 < 18,160 x 1.05
+        setPrice(ethFeed, 1_500e18); // 10 WETH = 15,000 < 16,000 x 1.05
         // Nothing left for `liquidate`: collateral goes through `liquidateCollateral`.
         vm.expectRevert(abi.encodeWithSelector(IPlimsoll.NoPositions.selector, alice, 0));
         core.liquidate(alice, 0);

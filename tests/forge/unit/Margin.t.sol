@@ -40,7 +40,7 @@ contract MarginTest is Base {
     function test_withdraw_rejects_more_than_balance() public {
         depositFor(alice, 0, CASH_ID, 100e6);
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(IPlimsoll.InsufficientBalance.selector, 0, 100e18, 100e6 + 1));
+        vm.expectRevert(abi.encodeWithSelector(IPlimsoll.InsufficientBalance.selector, 0, 100e6, 100e6 + 1));
         core.withdraw(0, CASH_ID, 100e6 + 1);
     }
 

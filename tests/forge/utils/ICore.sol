@@ -56,13 +56,17 @@ interface ICore is IPlimsoll {
 
     // custody
     function deposit(uint256 sub, uint256 assetId, uint256 amount) external;
-    function withdraw(uint256 sub, uint256 assetId, uint256 amount) external;
+    function withdraw(uint256 sub, uint256 assetId, uint256 amount) external returns (uint256 sent);
     function transfer(uint256 fromSub, uint256 toSub, uint256 assetId, uint256 amount) external;
     function configureSubaccount(uint256 sub, uint8 isolatedMarket) external;
 
     // trading and liquidation
     function trade(uint256 sub, uint256 marketId, int256 sizeDelta, uint256 acceptablePrice) external;
     function liquidate(address owner, uint256 sub) external returns (uint256 fraction);
+    function writeOff(address owner, uint256 sub) external returns (uint256 deficit);
+    function buyRecovered(uint256 assetId, uint256 amount) external returns (uint256 paid);
+    function skim(uint256 assetId) external returns (uint256 surplus);
+    function recoveredBalance(uint256 assetId) external view returns (uint256);
     function liquidateWitness(address owner, uint256 sub, uint256 witness) external returns (uint256 fraction);
     function liquidateCollateral(address owner, uint256 sub, uint256 assetId, uint256 repayAmount)
         external
