@@ -210,6 +210,8 @@ class TxSender:
         "succeeded", "reverted", "unmined", "lost"}.
     state_path : Path, optional
         JSON file of the in-flight transactions (written after every change).
+    send_w3 : Web3, optional
+        Where signed transactions are sent (a private relay); ``w3`` by default.
     """
 
     def __init__(
@@ -221,8 +223,12 @@ class TxSender:
         on_event: Callable[[str, PendingTx], None] | None = None,
         state_path: Path | None = None,
         keep_mined_blocks: int = 128,
+        send_w3: Web3 | None = None,
     ) -> None:
         self.w3 = w3
+        # Where signed transactions go: the node itself, or a private relay (a lost race to
+        # another keeper then costs no gas: the relay drops a transaction that would revert).
+        self.send_w3 = send_w3 or w3
         self.account = account
         self.fees = fees or FeePolicy()
         self.stuck_blocks = stuck_blocks
@@ -407,7 +413,7 @@ class TxSender:
             for (to, data, _), nonce, g in zip(txs, nonces, gases, strict=True):
                 full = self._full(to, data, 0, nonce, g, fees)
                 signed.append((full, self.account.sign_transaction(full)))
-            provider: Any = self.w3.provider
+            provider: Any = self.send_w3.provider
             answers = provider.make_batch_request(
                 [
                     ("eth_sendRawTransaction", ["0x" + bytes(st.raw_transaction).hex()])
@@ -469,7 +475,7 @@ class TxSender:
 
     def _broadcast(self, tx: dict[str, Any]) -> HexBytes:
         signed = self.account.sign_transaction(tx)
-        return HexBytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+        return HexBytes(self.send_w3.eth.send_raw_transaction(signed.raw_transaction))
 
     # ------------------------------------------------------------------ polling
 
@@ -581,10 +587,9 @@ class TxSender:
                 p = self.pending[n]
                 cap = max(p.max_fee_cap or self.fees.max_fee_cap, caps_behind)
                 caps_behind = cap
-                unmineable = (
-                    p.tx["maxFeePerGas"] < m.next_base_fee
-                    or p.tx["maxPriorityFeePerGas"] < min(m.tip, self.fees.max_tip)
-                )
+                unmineable = p.tx["maxFeePerGas"] < m.next_base_fee or p.tx[
+                    "maxPriorityFeePerGas"
+                ] < min(m.tip, self.fees.max_tip)
                 if unmineable or m.head - p.sent_block >= self.stuck_blocks:
                     if self._replace(p, m, cap):
                         events.append(("replaced", p))

@@ -182,14 +182,14 @@ def test_tip_follows_the_fee_history(chain: Any) -> None:
     assert sender.fees.initial(m.next_base_fee, m.tip)[1] == 7 * GWEI
 
 
-def test_pending_state_survives_a_restart_without_double_sending(
-    chain: Any, tmp_path: Any
-) -> None:
+def test_pending_state_survives_a_restart_without_double_sending(chain: Any, tmp_path: Any) -> None:
     w3, acct = chain
     w3.provider.make_request("evm_setAutomine", [False])
     state = tmp_path / "nonces.json"
     first = TxSender(w3, acct, state_path=state)
-    first.send_many([(w3.eth.accounts[2], b"", "acct:1"), (w3.eth.accounts[2], b"", "acct:2")], 21_000)
+    first.send_many(
+        [(w3.eth.accounts[2], b"", "acct:1"), (w3.eth.accounts[2], b"", "acct:2")], 21_000
+    )
     second = TxSender(w3, acct, state_path=state)  # the restarted keeper
     assert sorted(p.label for p in second.pending.values()) == ["acct:1", "acct:2"]
     assert second._nonce() == 2
