@@ -47,7 +47,7 @@ class KeeperConfig:
     min_profit_usd: float = 0.0
     gas_token_feed: int = 1
     eth_price_usd: float = 2000.0
-    guard_move: float = 0.05
+    guard_move: float = 0.10
     loss_budget_usd_per_hour: float = 2000.0
     collateral_liquidation: bool = True
     health_max_age: float = 5.0

@@ -82,6 +82,10 @@ class PendingTx:
     checks: int = 0  # blocks in which a poll found no receipt for it
     seen_head: int = -1
 
+    def __post_init__(self) -> None:
+        if self.seen_head < 0:
+            self.seen_head = self.sent_block  # blocks without a receipt count from the send
+
     def to_json(self) -> dict[str, Any]:
         tx = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in self.tx.items()}
         return {
@@ -536,7 +540,7 @@ class TxSender:
                 if p.seen_head != m.head:  # one more block without a receipt
                     p.checks, p.seen_head = p.checks + 1, m.head
             suspects = unmined + [
-                p for n, p in sorted(self.pending.items()) if n < latest_n or p.checks > 1
+                p for n, p in sorted(self.pending.items()) if n < latest_n or p.checks >= 1
             ]
             known: dict[int, bool] = {}
             if suspects:
@@ -551,7 +555,8 @@ class TxSender:
             for p in unmined:
                 if known.get(p.nonce):
                     p.outcome, p.receipt = Outcome.PENDING, None
-                    p.sent_block = m.head
+                    p.sent_block = p.seen_head = m.head
+                    p.checks = 0
                     self.pending[p.nonce] = p
                 else:
                     p.outcome, p.receipt = Outcome.LOST, None

@@ -28,9 +28,14 @@ def _mine(w3: Web3, base_fee: int | None = None) -> None:
     w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
 
-def test_stuck_transaction_is_replaced_with_at_least_12_5_percent_more(chain: Any) -> None:
+def test_outbid_transaction_is_replaced_with_at_least_12_5_percent_more(chain: Any) -> None:
     w3, acct = chain
     w3.provider.make_request("evm_setAutomine", [False])
+    # Room for one transfer per block, taken by a bidder tipping 5 gwei.
+    w3.provider.make_request("evm_setBlockGasLimit", [hex(30_000)])
+    bidder_key: LocalAccount = Account.create()
+    w3.provider.make_request("anvil_setBalance", [bidder_key.address, hex(10**21)])  # type: ignore[arg-type]
+    bidder = TxSender(w3, bidder_key, FeePolicy(priority_fee=5 * GWEI))
     events: list[tuple[str, int]] = []
     sender = TxSender(
         w3,
@@ -41,8 +46,9 @@ def test_stuck_transaction_is_replaced_with_at_least_12_5_percent_more(chain: An
     )
     p = sender.send({"to": w3.eth.accounts[1], "value": 1}, gas=21_000)
     first_fee, first_tip = p.tx["maxFeePerGas"], p.tx["maxPriorityFeePerGas"]
-    for _ in range(10):
-        _mine(w3, base_fee=20 * GWEI)  # the market moved above the first bid
+    for i in range(6):
+        bidder.send({"to": w3.eth.accounts[2], "value": i + 1}, gas=21_000)
+        _mine(w3)
         sender.poll()
         if p.outcome is not Outcome.PENDING:
             break
@@ -50,6 +56,7 @@ def test_stuck_transaction_is_replaced_with_at_least_12_5_percent_more(chain: An
     assert p.replacements >= 1
     assert p.tx["maxFeePerGas"] * 1000 >= first_fee * 1125
     assert p.tx["maxPriorityFeePerGas"] * 1000 >= first_tip * 1125
+    assert p.tx["maxPriorityFeePerGas"] >= 5 * GWEI  # it followed the market's tip
     assert [k for k, _ in events].count("replaced") == p.replacements
     # One nonce, one mined transaction.
     assert w3.eth.get_transaction_count(acct.address) == 1
@@ -146,27 +153,22 @@ def test_dropped_tx_is_reported_lost_and_its_nonce_is_reused(chain: Any) -> None
     assert c.outcome is Outcome.SUCCEEDED
 
 
-def test_unmineable_tx_is_replaced_at_once_and_bad_debt_cap_lifts_the_one_ahead(
-    chain: Any,
-) -> None:
+def test_bad_debt_cap_lets_a_tx_through_a_spike_the_ordinary_cap_refuses(chain: Any) -> None:
     w3, acct = chain
     w3.provider.make_request("evm_setAutomine", [False])
-    sender = TxSender(w3, acct, FeePolicy(priority_fee=GWEI, max_fee_cap=30 * GWEI), stuck_blocks=5)
+    sender = TxSender(w3, acct, FeePolicy(priority_fee=GWEI, max_fee_cap=30 * GWEI))
+    _mine(w3, base_fee=100 * GWEI)
+    _mine(w3, base_fee=100 * GWEI)
     (ordinary,) = sender.send_many([(w3.eth.accounts[2], b"", "ordinary")], gas=21_000)
     (urgent,) = sender.send_many(
         [(w3.eth.accounts[2], b"", "urgent")], gas=21_000, max_fee_cap=1_000 * GWEI
     )
-    assert ordinary is not None and urgent is not None
-    # The base fee jumps above the ordinary cap: the ordinary tx (ahead of the urgent one)
-    # is replaced at once, up to the urgent tx's cap, not after stuck_blocks.
-    w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(100 * GWEI)])  # type: ignore[arg-type]
-    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    assert ordinary is None and "under the next base fee" in str(sender.last_error)
+    assert urgent is not None and urgent.nonce == 0
+    assert urgent.tx["maxFeePerGas"] > 100 * GWEI
+    _mine(w3, base_fee=100 * GWEI)
     sender.poll()
-    assert ordinary.replacements == 1 and urgent.replacements == 1
-    assert ordinary.tx["maxFeePerGas"] > 30 * GWEI
-    _mine(w3)
-    sender.poll()
-    assert ordinary.outcome is Outcome.SUCCEEDED and urgent.outcome is Outcome.SUCCEEDED
+    assert urgent.outcome is Outcome.SUCCEEDED
 
 
 def test_tip_follows_the_fee_history(chain: Any) -> None:
