@@ -1,8 +1,8 @@
 """The liquidation keeper's configuration: every key, its default and its meaning, in one place.
 
 A TOML file (``--config``) uses the keys below (``-`` or ``_``); flags on the command line win.
-docs/keeper.md is the reference an operator reads; its table is checked against this class by
-tests/keeper/test_config.py.
+docs/keeper.md is the reference an operator reads (its table is generated from this class and
+HELP).
 """
 
 from __future__ import annotations
