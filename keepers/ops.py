@@ -61,7 +61,34 @@ def merge_config(args: Any, fields: Any, paths: tuple[str, ...]) -> dict[str, An
     unknown = set(merged) - set(fields)
     if unknown:
         raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
+    for k, v in list(merged.items()):
+        merged[k] = check_type(k, v, str(fields[k].type))
     return merged
+
+
+def check_type(key: str, value: Any, kind: str) -> Any:
+    """``value`` of config key ``key`` checked against its annotation ``kind`` (a string such
+    as ``"float"`` or ``"Path | None"``); a wrong type is a one-line :class:`ConfigError`."""
+    flag = "--" + key.replace("_", "-")
+    if value is None and "None" in kind:
+        return None
+    base = kind.split("|")[0].strip()
+    ok: bool
+    if base == "bool":
+        ok = isinstance(value, bool)
+    elif base == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base == "float":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif base in ("str", "Path"):
+        ok = isinstance(value, str | Path)
+        value = Path(value) if ok and base == "Path" else value
+    else:
+        ok = True
+    if not ok:
+        raise ConfigError(f"{flag} must be {base.replace('Path', 'a path')}, got {value!r}")
+    return value
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -136,6 +163,20 @@ class KeeperMetrics:
         self.margin_calls = Gauge("plimsoll_accounts_margin_call", "MM <= equity < IM", registry=r)
         self.notices = Counter("plimsoll_margin_call_notices", "Notices emitted", registry=r)
         self.vol_updates = Counter("plimsoll_vol_scalar_updates", "Scalars posted", registry=r)
+        self.on_chain = Gauge(
+            "plimsoll_liquidations_on_chain", "This keeper's liquidations on chain now", registry=r
+        )
+        self.unmined = Counter(
+            "plimsoll_liquidations_unmined", "Mined txs a reorg took back", registry=r
+        )
+        self.lost = Counter("plimsoll_tx_lost", "Txs neither mined nor pending", registry=r)
+        self.nonce_reconciliations = Gauge(
+            "plimsoll_nonce_reconciliations", "Nonce corrections from the chain", registry=r
+        )
+        self.breaker_open = Gauge("plimsoll_breaker_open", "1 while sending is stopped", registry=r)
+        self.loss_budget_used = Gauge(
+            "plimsoll_loss_budget_used_usd", "Gas spent at a loss in the last hour", registry=r
+        )
         self.block_seconds = Histogram(
             "plimsoll_block_processing_seconds", "Sync + margin + send per block", registry=r
         )

@@ -15,7 +15,8 @@
 The last line printed is one JSON object: ``accounts``, ``liquidatable_seen``, ``liquidated``,
 ``missed`` (liquidatable accounts still open at the end), ``bad_debt``,
 ``blocks_to_liquidation_p50`` / ``_p99`` (from the block an account became liquidatable to the
-block of its liquidation, per episode), and more.
+block of its liquidation, per episode), the keeper's own summary (``keeper.succeeded``,
+``keeper.nonce_reconciliations``, ``keeper.replaced``, ...), and more.
 """
 
 from __future__ import annotations
@@ -54,15 +55,23 @@ def _rpc(w3: Web3, method: str, params: list[Any]) -> Any:
     return w3.provider.make_request(method, params)  # type: ignore[arg-type]
 
 
+SETUP_BATCH = 256  # set-up transactions in flight at most (anvil stalls when flooded)
+
+
 def open_traders(dep: Deployment, addrs: list[str], rng: random.Random) -> list[tuple[str, int]]:
-    """Fire every set-up transaction without waiting (anvil automine keeps per-sender order)."""
+    """Send the set-up transactions in bounded batches: at most ``SETUP_BATCH`` in flight, then
+    wait for their receipts (anvil automine keeps per-sender order within a batch)."""
     core, w3 = dep.core, dep.w3
     im_base = {0: 0.1, 1: 0.1, 2: 0.2}
-    hashes = []
+    hashes: list[Any] = []
     accounts: list[tuple[str, int]] = []
 
     def tx(fn: Any, sender: str) -> None:
         hashes.append(fn.transact({"from": sender, "gas": GAS}))
+        if len(hashes) >= SETUP_BATCH:
+            for h in hashes:
+                w3.eth.wait_for_transaction_receipt(h, timeout=300)
+            hashes.clear()
 
     for addr in addrs:
         market = rng.choice([0, 0, 0, 1, 1, 2])
@@ -93,7 +102,7 @@ def open_traders(dep: Deployment, addrs: list[str], rng: random.Random) -> list[
         side = 1 if rng.random() < 0.85 else -1
         tx(core.functions.trade(sub, market, side * wad(round(size, 6)), 0), addr)
         accounts.append((addr, sub))
-    for h in hashes[-50:]:
+    for h in hashes:
         w3.eth.wait_for_transaction_receipt(h, timeout=300)
     return accounts
 

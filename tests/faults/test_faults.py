@@ -1,0 +1,153 @@
+"""The keeper under the chain's real faults, as a separate process against anvil.
+
+Each test runs a crash path (1.5% per block) with one fault in the middle and checks the
+suite's bar (tests/faults/conftest.py:assert_sound): every account liquidatable is liquidated
+(0 missed at the end), no account liquidated twice in one block, the keeper process never
+exits, each keeper's count equals its liquidations on the final chain, and blocks from
+liquidatable to liquidated stay <= 2 at p99 outside the outage itself. Each prints its figures.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.faults.conftest import Chain, KeeperProc, assert_sound, rpc
+from tests.keeper.test_liquidator import FlakyProxy
+
+STEPS = 18
+DROP = 0.015
+
+
+def finish(c: Chain, blocks: int = 4) -> tuple[list[dict[str, object]], list[dict[str, float]]]:
+    c.quiet(blocks)
+    metrics = [k.metrics() for k in c.keepers]
+    summaries = [k.stop() for k in c.keepers]
+    return summaries, metrics
+
+
+@pytest.mark.parametrize("depth", [3, 5])
+def test_reorg_dropping_the_keepers_mined_liquidations(chain: Chain, depth: int) -> None:
+    k = chain.keeper("solo")
+    for i in range(STEPS):
+        if i == 11:
+            # The last `depth` blocks (the keeper's liquidations among them) are replaced by
+            # empty ones: anvil does not put their transactions back.
+            before = sum(k.metrics().get("plimsoll_liquidations_on_chain", 0) for _ in [0])
+            rpc(chain.w3, "anvil_reorg", [depth, []])
+            head = int(chain.w3.eth.block_number)
+            # The fault window: the replaced blocks and the one before (its liquidations were
+            # in them); episodes starting there are not held to the 2-block bar.
+            chain.outage_blocks.update(range(head - depth, head + 1))
+            assert before >= 1
+            time.sleep(0.4)
+        chain.step(DROP)
+    summaries, metrics = finish(chain)
+    assert summaries[0]["unmined"] >= 1 and summaries[0]["nonce_reconciliations"] >= 1
+    assert_sound(chain, f"reorg_{depth}", summaries, metrics)
+
+
+def test_node_restarted_from_an_older_state(chain: Chain) -> None:
+    proxy = FlakyProxy(chain.node.url)
+    try:
+        k = chain.keeper("restart", proxy.url)
+        snap = None
+        for i in range(STEPS):
+            if i == 7:
+                snap = rpc(chain.w3, "evm_snapshot", [])
+            if i == 11:
+                # The node dies and comes back from the state of 4 blocks ago.
+                proxy.up = False
+                rpc(chain.w3, "evm_revert", [snap])
+                chain.level += 4 * DROP
+                time.sleep(2.0)
+                proxy.up = True
+                chain.outage_blocks.add(int(chain.w3.eth.block_number) + 1)
+            chain.step(DROP)
+        summaries, metrics = finish(chain)
+    finally:
+        proxy.close()
+    assert summaries[0]["unmined"] >= 1
+    assert k.proc.returncode == 0
+    assert_sound(chain, "restart_older_state", summaries, metrics)
+
+
+def test_node_down_for_20_seconds(chain: Chain) -> None:
+    proxy = FlakyProxy(chain.node.url)
+    try:
+        k = chain.keeper("outage", proxy.url)
+        for _ in range(6):
+            chain.step(DROP)
+        proxy.up = False
+        t0 = time.monotonic()
+        unhealthy = False
+        while time.monotonic() - t0 < 20:
+            chain.outage_blocks.add(chain.step(0.004, wait=1.0))
+            unhealthy = unhealthy or k.health()[0] == 503
+        proxy.up = True
+        back = time.monotonic()
+        while k.health()[0] != 200 and time.monotonic() - back < 10:
+            time.sleep(0.05)
+        recovery = time.monotonic() - back
+        assert unhealthy, "/health must fail while the node is unreachable"
+        for _ in range(STEPS - 6):
+            chain.step(DROP)
+        summaries, metrics = finish(chain)
+    finally:
+        proxy.close()
+    fig = assert_sound(chain, "outage_20s", summaries, metrics)
+    print(f"FAULT outage recovery {recovery:.2f}s to healthy, {fig}")
+    assert recovery < 3.0
+
+
+@pytest.mark.parametrize("gwei", [200])
+def test_base_fee_spike(chain: Chain, gwei: int) -> None:
+    chain.keeper("spike")
+    for i in range(STEPS):
+        chain.step(DROP, base_fee_gwei=gwei if 4 <= i < 16 else None)
+    summaries, metrics = finish(chain)
+    fig = assert_sound(chain, f"base_fee_{gwei}", summaries, metrics)
+    # No account solvent when it became liquidatable ends as bad debt because it was skipped.
+    assert fig["bad_debt"]["solvent_when_liquidatable"] == 0, fig
+
+
+def test_dropped_transactions_are_rebuilt(chain: Chain) -> None:
+    k = chain.keeper("dropped")
+    dropped = 0
+    for i in range(STEPS):
+        if 6 <= i < 10:
+            pool = rpc(chain.w3, "txpool_content", [])
+            mine = {a.lower(): v for a, v in pool["pending"].items()}.get(k.address.lower(), {})
+            for tx in mine.values():
+                rpc(chain.w3, "anvil_dropTransaction", [tx["hash"]])
+                dropped += 1
+        chain.step(DROP)
+    summaries, metrics = finish(chain)
+    assert dropped >= 1 and summaries[0]["lost_txs"] >= dropped
+    assert_sound(chain, "dropped_tx", summaries, metrics, max_p99=3)
+
+
+def test_two_full_keepers_racing(chain: Chain) -> None:
+    chain.keeper("a")
+    chain.keeper("b")
+    for _ in range(STEPS):
+        chain.step(DROP)
+    summaries, metrics = finish(chain)
+    fig = assert_sound(chain, "two_racing", summaries, metrics)
+    # Every attempt is accounted for: won, or lost at confirmation or on chain.
+    for s in summaries:
+        assert s["sent"] == s["succeeded"] + s["reverted"] + s["lost_txs"], s
+    assert sum(s["succeeded"] for s in summaries) == fig["liquidations"]
+
+
+def test_two_shards(chain: Chain) -> None:
+    a = chain.keeper("s0", None, "--shard", "0/2")
+    b = chain.keeper("s1", None, "--shard", "1/2")
+    for _ in range(STEPS):
+        chain.step(DROP)
+    summaries, metrics = finish(chain)
+    fig = assert_sound(chain, "two_shards", summaries, metrics)
+    assert all(s["succeeded"] >= 1 for s in summaries), summaries
+    assert sum(s["reverted"] for s in summaries) == 0
+    assert isinstance(a, KeeperProc) and isinstance(b, KeeperProc) and fig["missed"] == 0
