@@ -139,6 +139,9 @@ class OptionsPass:
             timestamp=int(state.timestamp),
             im_scalar=None if state.im_scalar is None else tuple(int(x) for x in state.im_scalar),
             mm_scalar=None if state.mm_scalar is None else tuple(int(x) for x in state.mm_scalar),
+            # The core adds the perps' size term to a portfolio subaccount's grid requirement.
+            size_slope=tuple(int(x) for x in np.asarray(state.size_slope).reshape(-1)),
+            mm_factor=tuple(int(x) for x in np.asarray(state.mm_factor).reshape(-1)),
         )
         positions = [
             [(series[int(i)], int(q)) for i, q in zip(ids, qs, strict=True)] for ids, qs in held

@@ -296,6 +296,11 @@ class MarketData:
         (M,) [wad] volatility scalars sIm, sMm (> 0); 1e18 each when not given.
     timestamp : int
         [s] block timestamp ("now").
+    size_slope, mm_factor : tuple of int, optional
+        (M,) [wad] the perp markets' ``sizeSlopeWad`` and ``mmFactorWad``. When given, the
+        core's portfolio-mode requirement is mirrored: the grid's IM and MM plus the size part
+        of each perp's rate (``MarginEngine._sizeRequirements``); when not, the options
+        market's ``accountRisk`` alone.
     """
 
     spot: tuple[int, ...]
@@ -303,6 +308,8 @@ class MarketData:
     timestamp: int
     im_scalar: tuple[int, ...] | None = None
     mm_scalar: tuple[int, ...] | None = None
+    size_slope: tuple[int, ...] | None = None
+    mm_factor: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         spot = tuple(int(v) for v in self.spot)
@@ -327,6 +334,13 @@ class MarketData:
         object.__setattr__(self, "im_scalar", s_im)
         object.__setattr__(self, "mm_scalar", s_mm)
         object.__setattr__(self, "timestamp", int(self.timestamp))
+        for name in ("size_slope", "mm_factor"):
+            vals = getattr(self, name)
+            if vals is not None:
+                vals = tuple(int(v) for v in vals)
+                if len(vals) != m:
+                    raise PmInputError(f"{name}: {len(vals)} values for {m} markets")
+                object.__setattr__(self, name, vals)
 
     @property
     def n_markets(self) -> int:
@@ -840,6 +854,10 @@ def portfolio_margin(
     per_market = np.maximum(worst_loss, 0.0) + grid.contingency
     mm = per_market.sum(axis=1)
     im = (per_market * (_f(config.im_factor) * s_im / s_mm)[None, :]).sum(axis=1)
+    if market.size_slope is not None and market.mm_factor is not None:
+        size_im, size_mm = perp_size_margin(book, market)
+        im = im + size_im
+        mm = mm + size_mm
     return PortfolioMargin(
         value=grid.value,
         equity=_fa(book.other_equity) + grid.value,
@@ -850,6 +868,28 @@ def portfolio_margin(
         contingency=grid.contingency,
         grid=grid,
     )
+
+
+def perp_size_margin(book: OptionBook, market: MarketData) -> tuple[FloatArray, FloatArray]:
+    """The size-dependent part of every perp's IM and MM, summed per account [USD].
+
+    For a perp of |size| q at spot S in a market with slope k, factor f and scalars sIm, sMm:
+    IM += q S min(min(q k, 1) sIm, 1) and MM += q S min(min(q k, 1) sMm, 1) f, which the core
+    adds to a portfolio-margin subaccount's grid requirement (``MarginEngine``), so that a
+    large position never gets cheaper by switching mode. ``market.size_slope`` and
+    ``market.mm_factor`` must be given.
+    """
+    if market.size_slope is None or market.mm_factor is None:
+        raise PmInputError("perp_size_margin needs market.size_slope and market.mm_factor")
+    spot, _, s_im, s_mm = market.floats()
+    q = np.abs(np.asarray(book.perp_sizes, dtype=np.float64)) / WAD  # (N, M)
+    slope = _fa([_f(v) for v in market.size_slope])
+    factor = _fa([_f(v) for v in market.mm_factor])
+    rate = np.minimum(q * slope[None, :], 1.0)
+    notional = q * spot[None, :]
+    im = (notional * np.minimum(rate * s_im[None, :], 1.0)).sum(axis=1)
+    mm = (notional * np.minimum(rate * s_mm[None, :], 1.0) * factor[None, :]).sum(axis=1)
+    return im, mm
 
 
 def _scenarios(scenarios: npt.ArrayLike, held: BoolArray, n_sc: int) -> IntArray:

@@ -32,6 +32,8 @@ abstract contract MarginEngine is PlimsollStorage {
         uint256 mm; // [wad USD]
         uint256 notional; // [wad USD] sum of |size| x price
         uint256 collateral; // [wad USD] haircut value of the non-cash collateral
+        uint256 sizeIm; // [wad USD] portfolio mode: the perps' size-dependent IM (else 0)
+        uint256 sizeMm; // [wad USD] and MM, added to the grid's requirement
         uint256 untrustedFeed; // 0: every price OK; else feedId + 1 of the first that is not
         uint8 untrustedStatus; // its grade (IOracleRouter)
         uint256[] marketIds;
@@ -179,6 +181,29 @@ abstract contract MarginEngine is PlimsollStorage {
             ++k;
         }
         if (acct.flags != 0) _addOptions(snap, owner, sub, acct.flags, witness);
+        // Portfolio margin prices perps in its scenario grid, which knows nothing of size: the
+        // size-dependent part of the perp rate is added on top, so that a large position never
+        // gets cheaper by switching mode.
+        if (acct.flags & FLAG_PORTFOLIO != 0) _addSizeRequirements(snap, owner, sub);
+    }
+
+    /// @dev The size-dependent part of a perp's IM and MM (the rate's |size| x sizeSlope term
+    ///      alone, with the same scalars, caps and rounding as `_requirements`): what portfolio
+    ///      margin adds to its grid.
+    ///      Reads each position again at the snapshot's prices (portfolio accounts only).
+    function _addSizeRequirements(Snapshot memory snap, address owner, uint256 sub) internal view {
+        for (uint256 k; k < snap.marketIds.length; ++k) {
+            uint256 m = snap.marketIds[k];
+            MarketConfig storage c = _marketConfigs[m];
+            uint256 absSize = WadMath.abs(_positions[owner][sub][m].size);
+            uint256 notional = absSize.mulWadUp(snap.prices[k]);
+            uint256 rate = _capped(absSize.mulWadUp(c.sizeSlopeWad));
+            (uint256 sIm, uint256 sMm) = _volScalars(m);
+            snap.sizeIm += notional.mulWadUp(_capped(rate.mulWadUp(sIm)));
+            snap.sizeMm += notional.mulWadUp(_capped(rate.mulWadUp(sMm)).mulWadUp(c.mmFactorWad));
+        }
+        snap.im += snap.sizeIm;
+        snap.mm += snap.sizeMm;
     }
 
     /// @dev Adds the options market's part: standard mode adds the options' value and

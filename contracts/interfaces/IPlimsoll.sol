@@ -161,7 +161,10 @@ interface IPlimsoll {
     /// @notice Thrown when an options hook is called by anyone but the options market.
     error NotOptions(address caller);
     /// @notice Thrown when a witness liquidation targets an account not in portfolio margin,
-    ///         or portfolio margin is asked of an isolated subaccount or without options.
+    ///         or portfolio margin is asked of an isolated subaccount or of a deployment without
+    ///         an options market. (A subaccount need not hold options to use portfolio margin:
+    ///         perps hedge each other in its grid, and the size-dependent part of every perp's
+    ///         rate is added to the grid's requirement, so size never gets cheaper by switching.)
     error NotPortfolio(address owner, uint256 subaccount);
     /// @notice Thrown when a market's volatility scalar is updated before the minimum interval.
     error UpdateTooSoon(uint256 marketId, uint256 nextAllowed);

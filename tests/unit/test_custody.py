@@ -87,8 +87,13 @@ def test_deposit_rejects_amount_past_cap(dep, admin, alice, bob):
 
 def test_deposit_rejects_without_allowance(dep, alice):
     dep.send(dep.token(WETH).functions.mint(alice, wad(1)), alice)
-    with reverts("ERC20InsufficientAllowance"):
+    # The token's own error arrives wrapped: TokenCallFailed names the token and the call
+    # (transferFrom), and carries the token's revert data, which the SDK decodes too.
+    with reverts("TokenCallFailed", token=dep.token(WETH).address) as box:
         dep.send(dep.core.functions.deposit(0, WETH, wad(1)), alice)
+    err = box["err"]
+    assert err.args_by_name["operation"] == bytes.fromhex("23b872dd")
+    assert dep.decoder.decode(err.args_by_name["reason"]).name == "ERC20InsufficientAllowance"
     assert dep.core.functions.collateralBalance(alice, 0, WETH).call() == 0
 
 

@@ -194,6 +194,10 @@ contract Handler {
     }
 
     function liquidate(uint256 targetSeed, uint256 keeperSeed) external {
+        _liquidate(targetSeed, keeperSeed);
+    }
+
+    function _liquidate(uint256 targetSeed, uint256 keeperSeed) internal {
         calls[LIQUIDATE]++;
         // Prefer a liquidatable subaccount with positions, so that most calls do something.
         uint256 k = targetSeed % N_ACCOUNTS;
@@ -212,7 +216,9 @@ contract Handler {
         address keeper = ki == N_ACTORS ? outsideKeeper : actors[ki];
         bool wasLiquidatable = core.isLiquidatable(a, sub);
         (int256 equityBefore,,) = core.accountMargin(a, sub);
-        int256 ownerBefore = _ownerEquity(keeper);
+        // What the owner had before, its liquidated account counted at no less than zero: a
+        // deficit goes through the waterfall whoever liquidates, so it is no owner's gain.
+        int256 ownerBefore = _ownerEquity(keeper) - (equityBefore < 0 ? equityBefore : int256(0));
 
         vm.recordLogs();
         vm.prank(keeper);
@@ -334,13 +340,15 @@ contract Handler {
         _after(false);
     }
 
-    /// @notice A collateral (and market) feed that cannot be trusted: stale (the other feed
-    ///         answers again) or answering outside its bounds. The next warp or price move on
-    ///         it brings it back. Liquidations that do not need its price must go on.
-    function breakFeed(bool btc, bool stale) external {
+    /// @notice A collateral (and market) feed that cannot be trusted for one liquidation:
+    ///         stale (time passes, only the other feed answers again) or answering outside its
+    ///         bounds. A liquidation is tried while it is broken (those that do not need its
+    ///         price must go on), then the feed answers its old price again.
+    function breakFeed(bool btc, bool stale, uint256 targetSeed, uint256 keeperSeed) external {
         calls[BREAK_FEED]++;
         MockFeed feed = btc ? btcFeed : ethFeed;
         MockFeed other = btc ? ethFeed : btcFeed;
+        int256 answer = feed.latestAnswer();
         if (stale) {
             vm.warp(block.timestamp + 2 hours);
             other.updateAnswer(other.latestAnswer());
@@ -348,6 +356,9 @@ contract Handler {
             feed.updateAnswer(1); // below the feed's minimum
         }
         successes[BREAK_FEED]++;
+        _after(true);
+        _liquidate(targetSeed, keeperSeed);
+        feed.updateAnswer(answer);
         _after(true);
     }
 

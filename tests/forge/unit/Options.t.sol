@@ -502,7 +502,8 @@ contract OptionsPortfolioTest is OptionsBase {
     }
 
     /// A naked perp needs more in portfolio mode (an 18% shock) than in standard (10.1%):
-    /// MM = 10 x 2,000 x 18% + 0.5% x 20,000 = 3,700; IM = 3,700 x 1.15 = 4,255.
+    /// grid MM = 10 x 2,000 x 18% + 0.5% x 20,000 = 3,700; IM = 3,700 x 1.15 = 4,255; the core
+    /// adds the perp's size term (rate 10 x 0.01% = 0.1% of 20,000: IM 20, MM 10).
     function test_switching_mode_requires_initial_margin_in_the_new_mode() public {
         depositFor(alice, 0, CASH_ID, 3_000e6);
         tradeAs(alice, 0, ETH_PERP, 10e18); // standard IM 2,020; fee 10
@@ -511,7 +512,7 @@ contract OptionsPortfolioTest is OptionsBase {
         assertEq(mm, 3_700e18);
         assertEq(im, 4_255e18);
         assertEq(notional, 0);
-        vm.expectRevert(abi.encodeWithSelector(IPlimsoll.InsufficientMargin.selector, alice, 0, 2_990e18, 4_255e18));
+        vm.expectRevert(abi.encodeWithSelector(IPlimsoll.InsufficientMargin.selector, alice, 0, 2_990e18, 4_275e18));
         vm.prank(alice);
         core.setPortfolioMargin(0, true);
 
@@ -520,8 +521,8 @@ contract OptionsPortfolioTest is OptionsBase {
         core.setPortfolioMargin(0, true);
         (int256 e, uint256 im2, uint256 mm2) = core.accountMargin(alice, 0);
         assertEq(e, 4_990e18);
-        assertEq(im2, 4_255e18);
-        assertEq(mm2, 3_700e18);
+        assertEq(im2, 4_255e18 + 20e18);
+        assertEq(mm2, 3_700e18 + 10e18);
         // The scenario that shows the loss: spot -18% (index 0); a spot +18% one shows none.
         assertEq(mmOf(alice, 0, 0), 3_700e18);
         assertEq(mmOf(alice, 0, 9), 3_700e18, "vol shocks do not move a perp");
@@ -547,10 +548,11 @@ contract OptionsPortfolioTest is OptionsBase {
         assertEq(ePm, eStd, "shorts count at full mark in both modes");
         // Reference (mpmath grid): worst loss 2,586.50 at spot -18% / vol up (scenario 9),
         // contingency 100 + 200, MM 2,886.50, IM 3,319.47.
-        assertAlmostEq(mmPm, 2_886.498e18, 0.01e18);
-        assertAlmostEq(imPm, 3_319.473e18, 0.01e18);
+        // The core adds the perp's size term (IM 20, MM 10) to the grid's requirement.
+        assertAlmostEq(mmPm, 2_886.498e18 + 10e18, 0.01e18);
+        assertAlmostEq(imPm, 3_319.473e18 + 20e18, 0.01e18);
         assertLt(imPm * 2, imStd, "less than half the standard IM");
-        assertEq(mmOf(alice, 0, 9), mmPm, "the worst scenario is spot -18%, vol up");
+        assertEq(mmOf(alice, 0, 9) + 10e18, mmPm, "the worst scenario is spot -18%, vol up");
     }
 
     function test_long_options_count_at_full_mark_in_portfolio_mode() public {
@@ -703,22 +705,23 @@ contract OptionsPortfolioTest is OptionsBase {
         core.setRiskLimits(IPlimsoll.RiskLimits({minScalarWad: 0.5e18, maxScalarWad: 10e18, maxStepWad: 1e18, minInterval: 0, rampPeriod: 1 days}));
         core.setVolScalar(ETH_PERP, 2e18);
         vm.stopPrank();
-        // At once: IM's scalar is 2, MM's still 1 (ramping).
+        // At once: IM's scalar is 2, MM's still 1 (ramping). The core adds the perp's size
+        // term with the same scalars: 0.1% x 20,000 x sIm for IM, x sMm x 0.5 for MM.
         (, uint256 im, uint256 mm) = core.accountMargin(alice, 0);
-        assertEq(mm, 3_700e18);
-        assertEq(im, mulUp(mulUp(3_700e18, 1.15e18), 2e18));
+        assertEq(mm, 3_700e18 + 10e18);
+        assertEq(im, mulUp(mulUp(3_700e18, 1.15e18), 2e18) + 40e18);
         skip(1 days);
         // Shock 36%: MM = 10 x 720 + 100 = 7,300.
         (, im, mm) = core.accountMargin(alice, 0);
-        assertEq(mm, 7_300e18);
-        assertEq(im, mulUp(7_300e18, 1.15e18));
+        assertEq(mm, 7_300e18 + 20e18);
+        assertEq(im, mulUp(7_300e18, 1.15e18) + 40e18);
         // Shock 50% x 2 = 100%, capped at 95%: MM = 10 x 1,900 + 100.
         IOptions.PortfolioConfig memory p = pmCfg();
         p.spotShockWad = 0.5e18;
         vm.prank(admin);
         opt.configurePortfolio(p);
         (, im, mm) = core.accountMargin(alice, 0);
-        assertEq(mm, 19_100e18);
+        assertEq(mm, 19_100e18 + 20e18);
     }
 
     /// An expired, unsettled option moves with spot only (its payoff); once settled it does
@@ -894,7 +897,7 @@ contract OptionsLiquidationTest is OptionsBase {
     function test_witness_liquidation_rejects_a_healthy_account() public {
         openPmCoveredCall(alice, 4_000e6);
         (int256 e,,) = core.accountMargin(alice, 0);
-        uint256 l = mmOf(alice, 0, 9);
+        uint256 l = mmOf(alice, 0, 9) + 10e18; // the witness's loss + the perp's size term
         vm.expectRevert(abi.encodeWithSelector(IPlimsoll.AccountHealthy.selector, alice, 0, e, l));
         vm.prank(keeper);
         core.liquidateWitness(alice, 0, 9);
@@ -906,11 +909,13 @@ contract OptionsLiquidationTest is OptionsBase {
         assertTrue(core.isLiquidatable(alice, 0));
         (int256 e,, uint256 mm) = core.accountMargin(alice, 0);
         // The worst scenario's L is the full MM; a scenario showing no loss is refused.
+        // The core's MM is the grid's plus the perp's size term: 0.1% x 17,000 x 0.5 = 8.5.
+        uint256 sizeMm = 8.5e18;
         uint256 worst;
-        for (uint256 k; k < N_SCENARIOS; ++k) if (mmOf(alice, 0, k) == mm) worst = k;
-        uint256 l = mmOf(alice, 0, worst);
+        for (uint256 k; k < N_SCENARIOS; ++k) if (mmOf(alice, 0, k) + sizeMm == mm) worst = k;
+        uint256 l = mmOf(alice, 0, worst) + sizeMm;
         assertEq(l, mm);
-        uint256 lUp = mmOf(alice, 0, 8); // spot +18%: the perp gains more than the calls lose
+        uint256 lUp = mmOf(alice, 0, 8) + sizeMm; // spot +18%: the perp gains more than the calls lose
         assertLte(toInt(lUp), e);
         vm.expectRevert(abi.encodeWithSelector(IPlimsoll.AccountHealthy.selector, alice, 0, e, lUp));
         vm.prank(keeper);
