@@ -219,6 +219,7 @@ ACCOUNT_EVENTS: dict[str, str] = {
     "BadDebtSettled": "BadDebtSettled(address,uint256,uint256,uint256,uint256)",
     "PortfolioMarginSet": "PortfolioMarginSet(address,uint256,bool)",
     "WitnessLiquidation": "WitnessLiquidation(address,uint256,uint256,uint256)",
+    "CollateralForfeited": "CollateralForfeited(address,uint256,uint256,uint256)",
 }
 TOPICS: dict[str, str] = {name: _topic(sig) for name, sig in ACCOUNT_EVENTS.items()}
 _TRANSFERRED = TOPICS["Transferred"]

@@ -87,11 +87,12 @@ def populate(actor: Actor, accounts: list[str]) -> set[tuple[str, int]]:
     actor.trade(bob, 7, 1, "0.5")
     actor.isolate(carol, 3, 0)  # configured, never funded: an (empty) account all the same
     actor.deposit(dave, 2**200, 2, token_units(1, 8))  # a huge subaccount id (uint256)
-    # dave's sub 5: 10x long ETH, then a 12% crash makes it liquidatable; the keeper earns a
-    # reward credited to its subaccount 0, which it never used before.
+    # dave's sub 5: 9x long ETH, then a 9% fall makes it liquidatable with equity left; the
+    # keeper earns a reward (paid out of that equity) credited to its subaccount 0, which it
+    # never used before.
     actor.usdc(dave, 5, 1_000)
     actor.trade(dave, 5, 0, "4.5")
-    actor.set_price(1, 1760)
+    actor.set_price(1, 1820)
     actor.dep.send(actor.dep.core.functions.liquidate(dave, 5), keeper)
     return {
         (alice, 0),

@@ -143,8 +143,9 @@ def test_stale_feed_is_reported_not_reverted(
     # Stale prices are graded, not zeroed: the latest answers, flagged not OK.
     assert table.market_price_ok == [False, True, False]
     assert list(state.market_price) == [2_000 * 10**18, 61_000 * 10**18, 150 * 10**18]
+    # Collateral prices are what the core values collateral at: nothing while stale.
     assert table.asset_price_ok == [False, True]
-    assert list(state.asset_price) == [2_000 * 10**18, 61_000 * 10**18]
+    assert list(state.asset_price) == [0, 61_000 * 10**18]
     assert state.market_price_ok is not None and state.market_price_ok.tolist() == [
         False,
         True,

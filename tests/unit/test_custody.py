@@ -135,7 +135,8 @@ def test_withdraw_rejects_unknown_asset(dep, alice):
 
 def test_withdraw_rejects_more_cash_than_balance(dep, alice):
     deposit(dep, alice, 0, 0, usdc(100))
-    with reverts("InsufficientBalance", assetId=0, balance=wad(100), requested=usdc("100.000001")):
+    # Both amounts in token units (the balance: its whole token units).
+    with reverts("InsufficientBalance", assetId=0, balance=usdc(100), requested=usdc("100.000001")):
         dep.send(dep.core.functions.withdraw(0, 0, usdc("100.000001")), alice)
 
 
@@ -198,7 +199,7 @@ def test_transfer_rejects_more_than_balance(dep, alice):
     with reverts("InsufficientBalance", assetId=WETH, balance=wad(1), requested=wad(2)):
         dep.send(dep.core.functions.transfer(0, 1, WETH, wad(2)), alice)
     deposit(dep, alice, 0, 0, usdc(5))
-    with reverts("InsufficientBalance", assetId=0, balance=wad(5), requested=usdc(6)):
+    with reverts("InsufficientBalance", assetId=0, balance=usdc(5), requested=usdc(6)):
         dep.send(dep.core.functions.transfer(0, 1, 0, usdc(6)), alice)
 
 

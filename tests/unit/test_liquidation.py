@@ -56,15 +56,17 @@ def expected_fraction(e: int, mm: int, notional: int, lc: dict[str, int]) -> int
 
 
 def penalty_split(closed_notional: int, equity: int, lc: dict[str, int]) -> tuple[int, int]:
-    """(penalty, keeper reward): the keeper's capped share of closedNotional x penaltyRate is
-    always paid; the insurance fund's cut only from equity left after the reward."""
+    """(penalty, keeper reward): the keeper's share of closedNotional x penaltyRate (at least
+    the minimum, at most the cap) paid out of the account's equity only (none when equity <=
+    0); the insurance fund's cut from the equity left after the reward."""
     full = mul_up(closed_notional, lc["penaltyWad"])
     reward = min(
         max(mul_down(full, lc["keeperShareWad"]), lc["keeperRewardMin"]), lc["keeperRewardCap"]
     )
-    full = max(full, reward)
-    left = equity - reward if equity > reward else 0
-    return reward + min(full - reward, left), reward
+    left = max(equity, 0)
+    reward = min(reward, left)
+    left -= reward
+    return reward + min(max(full - reward, 0), left), reward
 
 
 def close_size(size: int, f: int) -> int:
@@ -214,10 +216,11 @@ def test_bad_debt_is_covered_by_insurance_first(dep, alice, keeper):
     ins0, pool0 = insurance(dep), pool_cash(dep)
     rcpt = dep.send(dep.core.functions.liquidate(alice, 0), keeper)
     ev = events(rcpt, dep.core, "Liquidated")[0]
-    # underwater: only the keeper's share of 1% x 17000 is charged, and it deepens the deficit
+    # underwater: no penalty and no reward (they come out of equity only): the deficit is
+    # exactly the negative equity
     penalty, reward = penalty_split(wad(17_000), -wad(910), liq_cfg(dep))
-    assert penalty == reward == wad(85)
-    deficit = wad(910) + reward
+    assert penalty == reward == 0
+    deficit = wad(910)
     assert (ev["fraction"], ev["penalty"], ev["keeperReward"], ev["badDebt"]) == (
         WAD,
         penalty,
@@ -250,8 +253,8 @@ def test_bad_debt_beyond_insurance_is_socialized_to_the_pool(dep, alice, keeper)
     assets0 = dep.pool.functions.totalAssets().call()
     rcpt = dep.send(dep.core.functions.liquidate(alice, 0), keeper)
     _, reward = penalty_split(wad(70_000), -wad(105_100), liq_cfg(dep))
-    assert reward == wad(100)  # 1% x 70000 x 50% = 350, capped at 100
-    deficit = wad(105_100) + reward
+    assert reward == 0  # 1% x 70000 x 50% = 350, capped at 100, then at the equity: none
+    deficit = wad(105_100)
     bad = events(rcpt, dep.core, "BadDebtSettled")[0]
     assert (bad["deficit"], bad["fromInsurance"], bad["socialized"]) == (
         deficit,

@@ -229,13 +229,16 @@ def test_withdraw_without_positions_needs_no_price(dep, w3, alice):
     assert dep.token(WETH).functions.balanceOf(alice).call() == wad(1)
 
 
-def test_account_views_value_stale_collateral_but_hold_liquidation(dep, admin, alice):
+def test_account_views_count_stale_collateral_for_nothing(dep, admin, alice):
     deposit(dep, alice, 0, WETH, wad(1))
+    deposit(dep, alice, 0, 0, usdc(10))
     now = dep.w3.eth.get_block("latest")["timestamp"]
     old = now - HEARTBEAT - 100
     dep.send(dep.feeds[1].functions.updateRoundData(9, answer(2000), old, old), admin)
     equity, im, mm = dep.core.functions.accountMargin(alice, 0).call()
-    assert equity > 0 and im == mm == 0  # valued at the latest answer
+    # A stale collateral price counts for nothing (never more): only the cash is left.
+    assert (equity, im, mm) == (wad(10), 0, 0)
+    assert dep.oracle.functions.collateralPrice(1).call() == [0, 2]
     assert dep.core.functions.isLiquidatable(alice, 0).call() is False
 
 

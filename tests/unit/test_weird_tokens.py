@@ -97,7 +97,7 @@ def false_token(dep, admin):
 def test_returns_false_without_allowance_reverts_and_books_nothing(dep, false_token, alice):
     aid = list_token(dep, false_token)
     dep.send(false_token.functions.mint(alice, wad(10)), alice)
-    with reverts("SafeERC20FailedOperation", token=false_token.address):
+    with reverts("TokenCallFailed", token=false_token.address, operation=TRANSFER_FROM):
         dep.send(dep.core.functions.deposit(0, aid, wad(10)), alice)
     nothing_booked(dep, alice, aid)
     assert false_token.functions.balanceOf(alice).call() == wad(10)
@@ -108,7 +108,7 @@ def test_returns_false_without_balance_reverts_and_books_nothing(dep, false_toke
     aid = list_token(dep, false_token)
     dep.send(false_token.functions.mint(alice, wad(1)), alice)
     dep.send(false_token.functions.approve(dep.core.address, MAX_UINT), alice)
-    with reverts("SafeERC20FailedOperation", token=false_token.address):
+    with reverts("TokenCallFailed", token=false_token.address, operation=TRANSFER_FROM):
         dep.send(dep.core.functions.deposit(0, aid, wad(2)), alice)
     nothing_booked(dep, alice, aid)
     custody_holds(dep)
@@ -150,8 +150,11 @@ def test_missing_return_token_failed_transfer_reverts(dep, admin, alice):
     tok = deploy(dep.w3, "MissingReturnToken", admin)
     aid = list_token(dep, tok)
     dep.send(tok.functions.mint(alice, 10**6), alice)  # no allowance: the token itself reverts
-    with reverts("Panic", code=0x11):  # the token's allowance underflows; SafeERC20 bubbles it
+    # The token's allowance underflows: its Panic arrives wrapped, naming token and call.
+    with reverts("TokenCallFailed", token=tok.address, operation=TRANSFER_FROM) as box:
         dep.send(dep.core.functions.deposit(0, aid, 10**6), alice)
+    inner = dep.decoder.decode(box["err"].args_by_name["reason"])
+    assert (inner.name, inner.args_by_name["code"]) == ("Panic", 0x11)
     nothing_booked(dep, alice, aid)
 
 
@@ -162,6 +165,16 @@ def test_missing_return_token_failed_transfer_reverts(dep, admin, alice):
 def reentrant(dep, admin):
     tok = deploy(dep.w3, "ReentrantToken", admin)
     return tok, list_token(dep, tok)
+
+
+TRANSFER_FROM = bytes.fromhex("23b872dd")
+
+
+def reentry_refused(dep, box) -> bool:
+    """The token's hook was refused by the core's guard: the token's failure arrives wrapped
+    in TokenCallFailed with ReentrancyGuardReentrantCall inside."""
+    inner = dep.decoder.decode(box["err"].args_by_name["reason"])
+    return inner.name == "ReentrancyGuardReentrantCall"
 
 
 def _payload(dep, inner, aid):
@@ -175,8 +188,9 @@ def test_reentrant_deposit_reverts_and_books_nothing(dep, reentrant, alice, inne
     dep.send(tok.functions.mint(alice, wad(10)), alice)
     dep.send(tok.functions.approve(dep.core.address, MAX_UINT), alice)
     dep.send(tok.functions.arm(dep.core.address, _payload(dep, inner, aid)), alice)
-    with reverts("ReentrancyGuardReentrantCall"):
+    with reverts("TokenCallFailed", token=tok.address) as box:
         dep.send(dep.core.functions.deposit(0, aid, wad(5)), alice)
+    assert reentry_refused(dep, box)
     nothing_booked(dep, alice, aid)
     assert held(dep, tok) == 0
     assert tok.functions.balanceOf(alice).call() == wad(10)
@@ -190,8 +204,9 @@ def test_reentrant_withdraw_reverts_and_books_nothing(dep, reentrant, alice, inn
     dep.send(tok.functions.approve(dep.core.address, MAX_UINT), alice)
     dep.send(dep.core.functions.deposit(0, aid, wad(5)), alice)  # unarmed: a plain deposit
     dep.send(tok.functions.arm(dep.core.address, _payload(dep, inner, aid)), alice)
-    with reverts("ReentrancyGuardReentrantCall"):
+    with reverts("TokenCallFailed", token=tok.address) as box:
         dep.send(dep.core.functions.withdraw(0, aid, wad(2)), alice)
+    assert reentry_refused(dep, box)
     assert dep.core.functions.collateralBalance(alice, 0, aid).call() == wad(5)
     assert booked(dep, aid) == wad(5) == held(dep, tok)
     assert tok.functions.balanceOf(alice).call() == wad(5)
