@@ -6,7 +6,7 @@ import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {ERC4626} from "@openzeppelin/contracts/token/ERC20/extensions/ERC4626.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
-import {Plimsoll} from "./Plimsoll.sol";
+import {IPoolCore} from "./interfaces/IPoolCore.sol";
 
 /// @title LiquidityPool
 /// @notice ERC-4626 vault of the settlement stablecoin. Its cash sits in the Plimsoll core as
@@ -17,9 +17,9 @@ import {Plimsoll} from "./Plimsoll.sol";
 contract LiquidityPool is ERC4626 {
     using SafeERC20 for IERC20;
 
-    Plimsoll public immutable core;
+    IPoolCore public immutable core;
 
-    constructor(Plimsoll core_, IERC20 cash_) ERC20("Plimsoll LP", "plLP") ERC4626(cash_) {
+    constructor(IPoolCore core_, IERC20 cash_) ERC20("Plimsoll LP", "plLP") ERC4626(cash_) {
         core = core_;
         cash_.forceApprove(address(core_), type(uint256).max);
     }

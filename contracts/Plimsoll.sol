@@ -3,7 +3,6 @@ pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
-import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {Liquidations} from "./core/Liquidations.sol";
 import {PlimsollStorage} from "./core/PlimsollStorage.sol";
 import {IOracleRouter} from "./interfaces/IOracleRouter.sol";
@@ -88,23 +87,5 @@ contract Plimsoll is Liquidations {
         if (held < amount) revert InsufficientLiquidity(held, amount);
         emit PoolCashMoved(-wad);
         _push(cash, receiver, amount);
-    }
-
-    /// @notice The pool's equity in cash token units, rounded down, floored at zero.
-    function poolAssets() external view returns (uint256) {
-        (int256 equity,,,) = _poolMargin();
-        return equity > 0 ? uint256(equity).fromWadDown(cashDecimals) : 0;
-    }
-
-    /// @notice What the pool can pay out now [token units]: within its IM, its cash balance,
-    ///         and the cash tokens the core actually holds (the rest is lent to accounts with
-    ///         negative cash), so that ERC-4626 maxWithdraw never promises more than withdraw.
-    function poolFreeCash() external view returns (uint256) {
-        (int256 equity, uint256 im,,) = _poolMargin();
-        int256 freeWad = equity - SafeCastLib.toInt(im);
-        int256 cashWad = _accounts[pool][0].cash;
-        if (cashWad < freeWad) freeWad = cashWad;
-        uint256 free = freeWad > 0 ? uint256(freeWad).fromWadDown(cashDecimals) : 0;
-        return Math.min(free, cash.balanceOf(address(this)));
     }
 }

@@ -116,11 +116,12 @@ def measure() -> dict[str, int]:
     return dict(sorted(gas.items()))
 
 
-#: The largest account the core allows: every collateral asset (15) and a position in every
-#: market (16), each priced by its own feed with the jump breaker on and walking its longest
-#: history (8 rounds, no jump among them), liquidated in full with the deficit booked (the
-#: collateral forfeited). Warm slots make this a lower bound of a cold mainnet transaction.
-MAX_ASSETS, MAX_MARKETS, MAX_ROUNDS = 15, 16, 8
+#: The largest account the core allows: as many collateral assets (8) and perp positions (8) as
+#: one subaccount may hold (PlimsollStorage.MAX_ACCOUNT_*), each priced by its own feed with the
+#: jump breaker on and walking its longest history (8 rounds, no jump among them), liquidated in
+#: full with the deficit booked (the collateral forfeited). Warm slots make this a lower bound
+#: of a cold mainnet transaction.
+MAX_ASSETS, MAX_MARKETS, MAX_ROUNDS = 8, 8, 8
 
 
 def _max_account_gas() -> int:
@@ -145,10 +146,10 @@ def _max_account_gas() -> int:
         for i in range(1, MAX_ASSETS + 1):
             clock.fund(trader, i, wad(1))
             clock.send(core.functions.deposit(0, i, wad(1)), trader)
-        # 16 x 10 units at 1,000 (160,000 notional): IM ~16,000 against 22,000 of equity; a 15%
+        # 8 x 20 units at 1,000 (160,000 notional): IM ~16,064 against ~16,320 of equity; a 15%
         # fall leaves equity < 0, so the liquidation closes everything and books the deficit.
         for m in range(MAX_MARKETS):
-            clock.send(core.functions.trade(0, m, wad(10), 0), trader)
+            clock.send(core.functions.trade(0, m, wad(20), 0), trader)
         # Prices fall 2% a round for MAX_ROUNDS rounds (no jump: the breaker walks them all).
         px = 1_000.0
         for _ in range(MAX_ROUNDS):

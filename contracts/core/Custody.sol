@@ -37,6 +37,8 @@ abstract contract Custody is PerpEngine {
             // The cap is checked on the amount asked, which bounds the amount received.
             uint256 total = a.totalDeposited + amount;
             if (total > a.cap) revert CapExceeded(assetId, total, a.cap);
+            // A subaccount holds at most MAX_ACCOUNT_ASSETS collateral assets (gas bound).
+            _checkRoom(acct.assetMask, 1 << assetId, MAX_ACCOUNT_ASSETS);
             received = _pull(IERC20(a.token), msg.sender, amount);
             a.totalDeposited += SafeCastLib.toUint128(received);
             _balances[msg.sender][sub][assetId] += received;

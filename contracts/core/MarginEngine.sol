@@ -32,8 +32,6 @@ abstract contract MarginEngine is PlimsollStorage {
         uint256 mm; // [wad USD]
         uint256 notional; // [wad USD] sum of |size| x price
         uint256 collateral; // [wad USD] haircut value of the non-cash collateral
-        uint256 sizeIm; // [wad USD] portfolio mode: the perps' size-dependent IM (else 0)
-        uint256 sizeMm; // [wad USD] and MM, added to the grid's requirement
         uint256 untrustedFeed; // 0: every price OK; else feedId + 1 of the first that is not
         uint8 untrustedStatus; // its grade (IOracleRouter)
         uint256[] marketIds;
@@ -199,11 +197,9 @@ abstract contract MarginEngine is PlimsollStorage {
             uint256 notional = absSize.mulWadUp(snap.prices[k]);
             uint256 rate = _capped(absSize.mulWadUp(c.sizeSlopeWad));
             (uint256 sIm, uint256 sMm) = _volScalars(m);
-            snap.sizeIm += notional.mulWadUp(_capped(rate.mulWadUp(sIm)));
-            snap.sizeMm += notional.mulWadUp(_capped(rate.mulWadUp(sMm)).mulWadUp(c.mmFactorWad));
+            snap.im += notional.mulWadUp(_capped(rate.mulWadUp(sIm)));
+            snap.mm += notional.mulWadUp(_capped(rate.mulWadUp(sMm)).mulWadUp(c.mmFactorWad));
         }
-        snap.im += snap.sizeIm;
-        snap.mm += snap.sizeMm;
     }
 
     /// @dev Adds the options market's part: standard mode adds the options' value and
@@ -229,6 +225,11 @@ abstract contract MarginEngine is PlimsollStorage {
     function _asset(uint256 assetId) internal view returns (AssetConfig storage a) {
         if (assetId == 0 || assetId > assetCount) revert UnknownAsset(assetId);
         a = _assets[assetId];
+    }
+
+    /// @dev Reverts when setting `bit` in `mask` would take it past `limit` bits set.
+    function _checkRoom(uint256 mask, uint256 bit, uint256 limit) internal pure {
+        if (mask & bit == 0 && _popcount(mask) >= limit) revert TooMany(limit);
     }
 
     function _popcount(uint256 x) internal pure returns (uint256 n) {

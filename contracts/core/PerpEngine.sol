@@ -91,7 +91,11 @@ abstract contract PerpEngine is CashLedger {
     function _bookFill(uint256 sub, uint256 marketId, bool open, int256 toTrader) internal {
         Account storage acct = _accounts[msg.sender][sub];
         acct.cash = SafeCastLib.toInt128(acct.cash + toTrader);
-        if (open) acct.marketMask |= uint16(1 << marketId);
+        if (open) {
+            // A subaccount holds at most MAX_ACCOUNT_MARKETS positions (gas bound).
+            _checkRoom(acct.marketMask, 1 << marketId, MAX_ACCOUNT_MARKETS);
+            acct.marketMask |= uint16(1 << marketId);
+        }
         else acct.marketMask &= ~uint16(1 << marketId);
         Account storage poolAcct = _accounts[pool][0];
         poolAcct.cash = SafeCastLib.toInt128(poolAcct.cash - toTrader);

@@ -6,6 +6,7 @@ import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IER
 import {CollateralLiquidation} from "./CollateralLiquidation.sol";
 import {PlimsollStorage} from "./PlimsollStorage.sol";
 import {IOracleRouter} from "../interfaces/IOracleRouter.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
 
 /// @title PlimsollPeriphery
@@ -52,6 +53,7 @@ contract PlimsollPeriphery is CollateralLiquidation {
         if (assetId == 0) {
             to.cash = SafeCastLib.toInt128(to.cash + SafeCastLib.toInt(WadMath.toWad(amount, cashDecimals)));
         } else {
+            _checkRoom(to.assetMask, 1 << assetId, MAX_ACCOUNT_ASSETS);
             _balances[msg.sender][toSub][assetId] += amount;
             to.assetMask |= uint16(1 << assetId);
         }
@@ -118,5 +120,26 @@ contract PlimsollPeriphery is CollateralLiquidation {
         MarketConfig memory c = _marketConfigs[marketId];
         (uint256 price,) = oracle.priceInfo(c.feedId);
         return _currentIndex(c, _marketStates[marketId], price);
+    }
+
+    // ------------------------------------------------------------------ pool views
+    // (the pool's ERC-4626 views; its cash moves stay in the core)
+
+    /// @notice The pool's equity in cash token units, rounded down, floored at zero.
+    function poolAssets() external view returns (uint256) {
+        (int256 equity,,,) = _poolMargin();
+        return equity > 0 ? uint256(equity).fromWadDown(cashDecimals) : 0;
+    }
+
+    /// @notice What the pool can pay out now [token units]: within its IM, its cash balance,
+    ///         and the cash tokens the core actually holds (the rest is lent to accounts with
+    ///         negative cash), so that ERC-4626 maxWithdraw never promises more than withdraw.
+    function poolFreeCash() external view returns (uint256) {
+        (int256 equity, uint256 im,,) = _poolMargin();
+        int256 freeWad = equity - SafeCastLib.toInt(im);
+        int256 cashWad = _accounts[pool][0].cash;
+        if (cashWad < freeWad) freeWad = cashWad;
+        uint256 free = freeWad > 0 ? uint256(freeWad).fromWadDown(cashDecimals) : 0;
+        return Math.min(free, cash.balanceOf(address(this)));
     }
 }

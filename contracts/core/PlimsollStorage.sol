@@ -17,6 +17,12 @@ abstract contract PlimsollStorage is IPlimsoll, ReentrancyGuard {
     ///      and markets run at most MAX_ASSETS / MAX_MARKETS times.
     uint256 internal constant MAX_ASSETS = 16; // ids 1..15 (0 is cash)
     uint256 internal constant MAX_MARKETS = 16; // ids 0..15
+    /// @dev What one subaccount may hold at once: it bounds the gas of the account's health
+    ///      check and of its liquidation (every held asset and market is priced, every
+    ///      position closed; see `liquidate_max_account` in gas-snapshot.json). More exposure
+    ///      goes in another subaccount.
+    uint256 internal constant MAX_ACCOUNT_ASSETS = 8; // collateral assets besides cash
+    uint256 internal constant MAX_ACCOUNT_MARKETS = 8; // open perp positions
 
     // Pause switches, one per action. Liquidation has its own and no other switch stops it.
     uint8 internal constant PAUSE_DEPOSIT = 1;

@@ -149,7 +149,8 @@ interface IPlimsoll {
     error PoolNotSet();
     /// @notice Thrown when the caller is not the liquidity pool.
     error NotPool(address caller);
-    /// @notice Thrown when a registry is full (assets or markets).
+    /// @notice Thrown when a registry is full (assets or markets), or a subaccount already
+    ///         holds the most collateral assets or perp positions one subaccount may hold.
     error TooMany(uint256 limit);
     /// @notice Thrown when an action needs a price (liquidation, a risk-increasing action)
     ///         while the oracle grades it below OK (1 suspect, 2 stale, 3 sequencer,

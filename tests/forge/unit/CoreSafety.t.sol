@@ -339,6 +339,39 @@ contract CoreSafetyTest is Base {
         assertEq(core.getAccount(alice, 0).isolatedMarket, 1);
     }
 
+    // ------------------------------------------------------------------ gas bound
+
+    /// Finding 5: a subaccount holds at most 8 collateral assets and 8 perp positions, which
+    /// bounds the gas of its health check and liquidation (liquidate_max_account in the gas
+    /// snapshot); more exposure goes in another subaccount.
+    function test_a_subaccount_holds_at_most_eight_assets_and_eight_markets() public {
+        vm.startPrank(admin);
+        for (uint256 i; i < 7; ++i) core.listAsset(address(new RebasingToken()), 0.5e18, ETH_FEED, type(uint128).max);
+        for (uint256 i; i < 7; ++i) core.listMarket(ethMarket());
+        vm.stopPrank();
+        depositFor(alice, 0, CASH_ID, 1_000_000e6);
+        depositFor(alice, 0, WETH_ID, 1e18);
+        depositFor(alice, 0, WBTC_ID, 1e8);
+        for (uint256 id = 3; id <= 8; ++id) _depositToken(RebasingToken(core.assetConfig(id).token), alice, id, 1e18);
+        assertEq(_popcount(core.getAccount(alice, 0).assetMask), 8);
+        RebasingToken ninth = RebasingToken(core.assetConfig(9).token);
+        ninth.mint(alice, 1e18);
+        vm.startPrank(alice);
+        ninth.approve(address(core), 1e18);
+        vm.expectRevert(abi.encodeWithSelector(IPlimsoll.TooMany.selector, 8));
+        core.deposit(0, 9, 1e18);
+        core.deposit(1, 9, 1e18); // another subaccount takes it
+        for (uint256 m; m < 8; ++m) core.trade(0, m, 1e18, 0);
+        vm.expectRevert(abi.encodeWithSelector(IPlimsoll.TooMany.selector, 8));
+        core.trade(0, 8, 1e18, 0);
+        core.trade(0, 0, 1e18, 0); // adding to a held market is fine
+        vm.stopPrank();
+    }
+
+    function _popcount(uint256 x) internal pure returns (uint256 n) {
+        for (; x != 0; x &= x - 1) ++n;
+    }
+
     // ------------------------------------------------------------------ helpers
 
     /// @dev The bad debt reported by the Liquidated / BadDebtSettled events recorded.
