@@ -3,7 +3,7 @@
 Set-up (local chain)::
 
     plimsoll deploy   [--rpc URL] [--out deployments/local.json]   mocks, markets, option series
-    plimsoll faucet   ASSET AMOUNT [--to ADDRESS]                   mint test tokens (mocks only)
+    plimsoll faucet   ASSET AMOUNT [--to ADDRESS]     test tokens (mocks) or ETH for gas (anvil)
     plimsoll keystore new --out FILE [--password-file P]            a new encrypted key
 
 Trader::
@@ -267,8 +267,13 @@ def cmd_lp(args: argparse.Namespace) -> int:
 
 
 def cmd_faucet(args: argparse.Namespace) -> int:
-    client = _client(args, signed=True)
-    return _done(client, client.faucet(args.asset, args.amount, args.to))
+    gas_only = args.asset.upper() == "ETH" and args.to and not (args.keystore or args.sender)
+    client = _client(args, signed=not gas_only)
+    r = client.faucet(args.asset, args.amount, args.to)
+    if r is None:
+        print(json.dumps({"steps": list(client.steps)}))
+        return EXIT_OK
+    return _done(client, r)
 
 
 def cmd_keystore(args: argparse.Namespace) -> int:

@@ -719,12 +719,22 @@ class PlimsollClient:
             raise PlimsollError(f"no position in option series {sid} in subaccount {sub}")
         return self.option_trade(sid, Wad(-held[sid]), sub)
 
-    def faucet(self, asset: int | str, amount: Amount, to: str | None = None) -> TxReceipt:
-        """Mint test tokens (local deployments' mock tokens only)."""
+    def faucet(self, asset: int | str, amount: Amount, to: str | None = None) -> TxReceipt | None:
+        """Test funds on a local chain: mock tokens are minted (``mint`` is open on the mocks);
+        ``"ETH"`` (gas) is added with anvil's ``anvil_setBalance`` (no transaction: None)."""
         self.steps = []
+        who = Web3.to_checksum_address(to or self.address)
+        if str(asset).upper() == "ETH":
+            wei = parse_amount(amount, 18, "ETH")
+            before = int(self.w3.eth.get_balance(who))
+            provider: Any = self.w3.provider
+            answer = provider.make_request("anvil_setBalance", [who, hex(before + wei)])
+            if answer.get("error"):
+                raise PlimsollError("this chain has no ETH faucet (anvil_setBalance refused)")
+            self._step(f"added {fmt_units(wei, 18, 'ETH')} of gas money to {who}")
+            return None
         aid = self.asset_id(asset)
         units = self.amount(aid, amount)
-        who = Web3.to_checksum_address(to or self.address)
         token = self.token(aid)
         if not any(f.get("name") == "mint" for f in token.abi):
             raise PlimsollError(f"{self.symbol(aid)} is not a mock token: there is no faucet")

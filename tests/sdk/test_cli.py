@@ -229,3 +229,39 @@ def test_sync_indexes_every_account_and_reports_margin(
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["accounts"] >= 3 and out["liquidatable"] == 0
     assert "index" in r.stderr  # the progress bar
+
+
+def test_new_user_path_keystore_gas_tokens_deposit(
+    node: LocalNode, dep: Deployment, deployment_file: Path, tmp_path: Path
+) -> None:
+    """The README's path for a fresh key: keystore, gas from the faucet, test tokens, deposit."""
+    pw = tmp_path / "pw"
+    pw.write_text("pw\n")
+    ks = tmp_path / "me.json"
+    r = run("keystore", "new", "--out", str(ks), "--password-file", str(pw))
+    me = json.loads(r.stdout)["address"]
+    common = ["--rpc", node.url, "--deployment", str(deployment_file)]
+    signer = ["--keystore", str(ks), "--password-file", str(pw)]
+    r = run("faucet", "ETH", "1", "--to", me, *common)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["steps"] == [f"added 1.00 ETH of gas money to {me}"]
+    assert run("faucet", "USDC", "2500", *common, *signer).returncode == 0
+    r = run("deposit", "USDC", "2500", *common, *signer)
+    assert r.returncode == 0, r.stderr
+    assert dep.core.functions.getAccount(me, 0).call()[0] == 2500 * 10**18
+
+
+def test_brownie_deployment_file_is_found_when_local_json_is_missing(
+    node: LocalNode, dep: Deployment, tmp_path: Path
+) -> None:
+    (tmp_path / "deployments").mkdir()
+    (tmp_path / "deployments" / "development.json").write_text(json.dumps(dep.to_json()))
+    r = subprocess.run(
+        [sys.executable, "-m", "plimsoll.cli", "options", "--rpc", node.url],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == []  # the test deployment lists no series
