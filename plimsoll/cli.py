@@ -21,6 +21,7 @@ Trader::
     plimsoll option-trade SERIES SIZE [--sub N] [--limit-price P]
     plimsoll option-close SERIES [--sub N]
     plimsoll lp deposit AMOUNT | lp withdraw AMOUNT|max | lp info [OWNER]
+    plimsoll app      [--rpc URL] [--deployment F] [--port N]   the wallet web app
 
 Operator / developer: ``sync``, ``keeper run``, ``capital-efficiency``.
 
@@ -289,6 +290,13 @@ def cmd_keystore(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_app(args: argparse.Namespace) -> int:
+    from plimsoll.app.server import serve
+
+    client = _client(args, signed=False)
+    return serve(client, args.rpc, args.host, args.port)
+
+
 class _Bars:
     """tqdm progress bars per phase (``index``: blocks, ``read``: accounts), on stderr."""
 
@@ -448,6 +456,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--password-file", type=Path)
     p.set_defaults(fn=cmd_keystore)
+    p = sub.add_parser("app", help="serve the wallet web app on localhost")
+    _common(p, signer=False, sub=False)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8600)
+    p.set_defaults(fn=cmd_app)
+
     p = sub.add_parser("sync", help="index every account and report margin for all of them")
     _common(p, signer=False)
     p.add_argument("--db", type=Path, default=Path(".state/cli-index.sqlite"))

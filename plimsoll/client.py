@@ -105,7 +105,7 @@ class OptionSeries:
         import datetime as dt
 
         day = dt.datetime.fromtimestamp(self.expiry, dt.UTC).strftime("%Y-%m-%d")
-        strike = fmt_units(self.strike, 18, "", 0 if self.strike % WAD == 0 else 2)
+        strike = fmt_units(self.strike, 18, "", 0 if self.strike % WAD == 0 else 2).replace(",", "")
         return f"{self.market.split('-')[0]}-{day}-{strike}-{'C' if self.is_call else 'P'}"
 
     def greeks(self, now: int) -> dict[str, float]:
@@ -249,9 +249,16 @@ class HistoryEntry:
     tx: str
     kind: str  # deposit, withdraw, transfer, trade, option_trade, liquidation, ...
     text: str
+    subaccounts: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"block": self.block, "tx": self.tx, "kind": self.kind, "text": self.text}
+        return {
+            "block": self.block,
+            "tx": self.tx,
+            "kind": self.kind,
+            "text": self.text,
+            "subaccounts": list(self.subaccounts),
+        }
 
 
 #: What an SDK action accepts where a token amount is meant: a human amount (``Decimal`` or
@@ -990,6 +997,96 @@ class PlimsollClient:
         x = float(liquidation_moves(state, result, rows)[0])
         return None if np.isnan(x) else x
 
+    def preview_trade(
+        self, owner: str, sub: int, market: int | str, size_delta: Quantity
+    ) -> dict[str, Any]:
+        """What a perp trade would do, before signing: fill price (the oracle mark), fee, and
+        equity, IM, MM, health, free collateral and liquidation price after it, from the
+        margin mirror on the account's state with the trade applied (standard-margin accounts;
+        for accounts holding options the margins after are left out)."""
+        import numpy as np
+
+        from plimsoll.margin import compute_margin
+        from plimsoll.margin_call import liquidation_moves
+        from plimsoll.sync import StateReader
+
+        if not Web3.is_address(owner):
+            raise PlimsollError(f"not an address: {owner!r}")
+        owner = Web3.to_checksum_address(owner)
+        sub = self.check_sub(sub)
+        m = self.market_id(market)
+        name = self.markets[m]["name"]
+        size = int(parse_wad(size_delta, name.split("-")[0], "size"))
+        lens = self.deployment["contracts"].get("PlimsollLens")
+        if not lens:
+            raise DeploymentError("deployment has no PlimsollLens address")
+        state = StateReader(self.w3, self.core.address, lens).read([(owner, sub)])
+        price = int(state.market_price[m])
+        taker_fee = int(self.core.functions.marketConfig(m).call()[4])
+        notional = abs(size) * price // WAD
+        fee = -(-notional * taker_fee // WAD)
+        old = int(state.sizes[0, m])
+        # settle the old position at the stored funding index, then apply the delta at the mark
+        owed = old * (int(state.funding_index[m]) - int(state.entry_funding_index[0, m])) // WAD
+        state.cash[0] = int(state.cash[0]) - fee - owed
+        state.open_notional[0, m] = int(state.open_notional[0, m]) + size * price // WAD
+        state.entry_funding_index[0, m] = int(state.funding_index[m])
+        state.sizes[0, m] = old + size
+        out: dict[str, Any] = {
+            "market": name,
+            "size": fmt_units(size, 18, name.split("-")[0]),
+            "fill_price": fmt_usd(price),
+            "notional": fmt_usd(notional),
+            "fee": fmt_usd(fee, up=True),
+            "size_after": fmt_units(old + size, 18, name.split("-")[0]),
+        }
+        flags = 0 if state.flags is None else int(state.flags[0])
+        if flags & 3:
+            out["note"] = "margin after is computed on chain for option/portfolio accounts"
+            return out
+        after = compute_margin(state)
+        eq, im, mm = int(after.equity[0]), int(after.im[0]), int(after.mm[0])
+        x = float(liquidation_moves(state, after, np.array([0], dtype=np.int64))[0])
+        out.update(
+            {
+                "equity_after": fmt_usd(eq),
+                "initial_margin_after": fmt_usd(im, up=True),
+                "maintenance_margin_after": fmt_usd(mm, up=True),
+                "free_collateral_after": fmt_usd(eq - im),
+                "health_after": None if mm == 0 else round(eq / mm, 4),
+                "liquidation_price_after": (
+                    None if np.isnan(x) or old + size == 0 else fmt_usd(int(price * (1 + x)))
+                ),
+                "allowed": eq >= im or abs(old + size) < abs(old),
+            }
+        )
+        if not out["allowed"]:
+            out["reason"] = (
+                f"needs {fmt_usd(im - eq, up=True, unit='USDC')} more margin, or a smaller size"
+            )
+        return out
+
+    def preview_option(self, series: int | str, size_delta: Quantity) -> dict[str, Any]:
+        """Premium and fee of an option trade before signing (the contract's price rule: mark
+        plus the spread, at least ``minFee x spot`` per unit)."""
+        sid = self.series_id(series)
+        size = int(parse_wad(size_delta, "options", "size"))
+        s = next(x for x in self.option_series(live_only=False) if x.series_id == sid)
+        cfg = self.options.functions.optionsConfig(self.market_id(s.market)).call()
+        spread, min_fee = int(cfg[2]), int(cfg[3])
+        fee_unit = max(-(-int(s.mark) * spread // WAD), -(-int(s.spot) * min_fee // WAD))
+        unit_price = s.mark + fee_unit if size > 0 else max(s.mark - fee_unit, 0)
+        return {
+            "series": s.name,
+            "size": fmt_units(size, 18, "options"),
+            "mark": fmt_usd(s.mark),
+            "unit_price": fmt_usd(unit_price),
+            "unit_price_wad": str(int(unit_price)),
+            "premium": fmt_usd(abs(size) * unit_price // WAD),
+            "fee": fmt_usd(abs(size) * fee_unit // WAD, up=True),
+            "iv": f"{s.vol / WAD:.2%}",
+        }
+
     def history(self, owner: str, sub: int | None = None) -> list[HistoryEntry]:
         """What happened to ``owner``'s subaccount ``sub`` (all subaccounts when None), oldest
         first: deposits, withdrawals, transfers, trades, option trades and settlements,
@@ -1024,6 +1121,7 @@ class PlimsollClient:
                             _hex(log["transactionHash"]),
                             kind,
                             text,
+                            tuple(sorted(subs)),
                         )
                     )
         return sorted(out, key=lambda e: (e.block, e.log_index))
