@@ -294,7 +294,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     from plimsoll.app.server import serve
 
     client = _client(args, signed=False)
-    return serve(client, args.rpc, args.host, args.port)
+    return serve(client, args.rpc, args.host, args.port, args.notices)
 
 
 class _Bars:
@@ -460,6 +460,7 @@ def parser() -> argparse.ArgumentParser:
     _common(p, signer=False, sub=False)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8600)
+    p.add_argument("--notices", type=Path, help="the notifier's JSON-lines file (history)")
     p.set_defaults(fn=cmd_app)
 
     p = sub.add_parser("sync", help="index every account and report margin for all of them")

@@ -260,7 +260,41 @@ def _slippage(body: dict[str, Any]) -> Decimal:
     return pct / 100
 
 
-def account_view(client: PlimsollClient, owner: str, sub: int) -> dict[str, Any]:
+def notices_for(path: Path | None, owner: str, sub: int) -> list[dict[str, Any]]:
+    """The notifier's margin-call notices (its JSON-lines file) of ``(owner, sub)`` as history
+    entries."""
+    if path is None or not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            n = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if str(n.get("owner", "")).lower() != owner.lower() or int(n.get("subaccount", -1)) != sub:
+            continue
+        move = n.get("move_to_liquidation")
+        text = (
+            f"margin call: equity {fmt_usd(int(Decimal(str(n['equity'])) * WAD))} below initial "
+            f"margin {fmt_usd(int(Decimal(str(n['initial_margin'])) * WAD), up=True)}"
+            + ("" if move is None else f", {float(move):+.2%} to liquidation")
+            + f" (sub {sub})"
+        )
+        out.append(
+            {
+                "block": int(n["block"]),
+                "tx": "",
+                "kind": "margin_call",
+                "text": text,
+                "subaccounts": [sub],
+            }
+        )
+    return out
+
+
+def account_view(
+    client: PlimsollClient, owner: str, sub: int, notices: Path | None = None
+) -> dict[str, Any]:
     """Everything the overview shows for one subaccount, as the CLI would print it."""
     owner = _addr(owner)
     sub = client.check_sub(sub)
@@ -279,7 +313,9 @@ def account_view(client: PlimsollClient, owner: str, sub: int) -> dict[str, Any]
     out["margin_call_notice"] = notice
     history = client.history(owner)
     out["subaccounts"] = sorted({0, sub} | {s for h in history for s in h.subaccounts})
-    out["history"] = [h.to_json() for h in history if sub in h.subaccounts]
+    entries = [h.to_json() for h in history if sub in h.subaccounts]
+    entries += notices_for(notices, owner, sub)
+    out["history"] = sorted(entries, key=lambda e: int(e["block"]))
     out["wallet"] = {
         client.symbol(a): client.fmt(a, int(client.token(a).functions.balanceOf(owner).call()))
         for a in range(len(client.assets) + 1)
@@ -288,8 +324,9 @@ def account_view(client: PlimsollClient, owner: str, sub: int) -> dict[str, Any]
     return out
 
 
-def create_app(client: PlimsollClient, rpc_url: str) -> FastAPI:
-    """The FastAPI app over ``client`` (read-only: it holds no key)."""
+def create_app(client: PlimsollClient, rpc_url: str, notices: Path | None = None) -> FastAPI:
+    """The FastAPI app over ``client`` (read-only: it holds no key); ``notices``: the
+    notifier's JSON-lines file, whose margin calls join each account's history."""
     app = FastAPI(title="Plimsoll wallet app", docs_url=None, redoc_url=None)
     if not (STATIC / "app.js").exists():
         raise PlimsollError(
@@ -321,7 +358,7 @@ def create_app(client: PlimsollClient, rpc_url: str) -> FastAPI:
 
     @app.get("/api/account/{owner}")
     def account(owner: str, sub: int = 0) -> dict[str, Any]:
-        return account_view(client, owner, sub)
+        return account_view(client, owner, sub, notices)
 
     @app.get("/api/options")
     def options() -> list[dict[str, Any]]:
@@ -363,13 +400,19 @@ async def _json(request: Request) -> dict[str, Any]:
     return body
 
 
-def serve(client: PlimsollClient, rpc_url: str, host: str = "127.0.0.1", port: int = 8600) -> int:
+def serve(
+    client: PlimsollClient,
+    rpc_url: str,
+    host: str = "127.0.0.1",
+    port: int = 8600,
+    notices: Path | None = None,
+) -> int:
     """Run the app with uvicorn until interrupted (``plimsoll app``)."""
     import sys
 
     import uvicorn
 
-    app = create_app(client, rpc_url)
+    app = create_app(client, rpc_url, notices)
     print(f"plimsoll app: http://{host}:{port} (chain {client.w3.eth.chain_id})", file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0
