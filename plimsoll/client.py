@@ -1204,18 +1204,23 @@ class PlimsollClient:
         return notices[0] if notices else None
 
     def decode_events(self, receipt: TxReceipt) -> list[Event]:
-        """Every Plimsoll core, pool and options event in a receipt, decoded."""
+        """Every Plimsoll core, pool and options event in a receipt, decoded (each log by the
+        contract that emitted it: a token's ``Transfer`` is not the pool's)."""
         out: list[Event] = []
         contracts = [self.core, self.pool]
         if self.deployment["contracts"].get("OptionsMarket"):
             contracts.append(self.options)
         for contract in contracts:
+            own: Any = dict(receipt)
+            own["logs"] = [
+                log
+                for log in receipt["logs"]
+                if str(log["address"]).lower() == str(contract.address).lower()
+            ]
             for ev_abi in contract.abi:
                 if ev_abi.get("type") != "event":
                     continue
-                for log in contract.events[ev_abi["name"]]().process_receipt(
-                    receipt, errors=DISCARD
-                ):
+                for log in contract.events[ev_abi["name"]]().process_receipt(own, errors=DISCARD):
                     out.append(
                         Event(
                             log["event"],

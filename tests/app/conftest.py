@@ -4,7 +4,8 @@ the page that forwards every request to anvil (which signs for its unlocked dev 
 
 The wallet announces itself with EIP-6963 and is also ``window.ethereum``. Test hooks on
 ``window``: ``__chainId`` (answer this chain id until a switch), ``__rejectNext`` (the next
-``eth_sendTransaction`` is rejected with code 4001), ``__sent`` (every transaction sent).
+``eth_sendTransaction`` is rejected with code 4001), ``__rejectNth`` (reject the n-th one),
+``__sent`` (every transaction sent).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ WALLET_JS = """
         return null;
       }
       if (method === "eth_sendTransaction") {
-        if (window.__rejectNext) {
+        window.__asked = (window.__asked || 0) + 1;
+        if (window.__rejectNext || window.__asked === window.__rejectNth) {
           window.__rejectNext = false;
           const e = new Error("User rejected the request.");
           e.code = 4001;

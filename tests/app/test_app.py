@@ -241,3 +241,24 @@ def test_bad_inputs_show_a_sentence_and_send_nothing(
     assert dep.cash.functions.allowance(trader, dep.core.address).call() == 0
     assert _field(w, "cash") == "1,000.00 USD"
     w.shot("bad-inputs")
+
+
+def test_deposit_rejected_after_its_approval_offers_to_reset_the_allowance(
+    open_wallet: Any, dep: Deployment, accounts: list[str]
+) -> None:
+    trader = accounts[14]
+    _fund(dep, trader, 500)
+    w = open_wallet(trader)
+    _ready(w)
+    w.page.evaluate("window.__rejectNth = 2")  # approve goes through, the deposit is rejected
+    w.page.fill("#f-deposit input[name=amount]", "200")
+    w.page.click("#f-deposit button.primary")
+    assert 'You rejected "deposit 200.00 USDC' in w.wait_message("error")
+    assert dep.cash.functions.allowance(trader, dep.core.address).call() == 200 * USDC
+    w.page.wait_for_selector("#revoke")
+    w.page.click("#revoke")
+    assert "reset the USDC allowance" in w.wait_message("ok")
+    assert dep.cash.functions.allowance(trader, dep.core.address).call() == 0
+    assert dep.core.functions.getAccount(trader, 0).call()[0] == 0
+    assert len(w.sent()) == 2  # the approval and its reset; no deposit
+    w.shot("deposit-rejected-revoked")

@@ -276,7 +276,7 @@ async function runSteps(action, steps) {
   for (let i = 0; i < steps.length; i++) {
     const s = steps[i];
     markStep(i, "active");
-    if (i > 0) {
+    if (i > 0 || s.gas === undefined) {
       try {
         const sim = await api("/api/simulate", { owner: st.account, to: s.to, data: s.data, action });
         s.gas = sim.gas;
