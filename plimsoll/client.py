@@ -1066,9 +1066,17 @@ class PlimsollClient:
             )
         return out
 
-    def preview_option(self, series: int | str, size_delta: Quantity) -> dict[str, Any]:
+    def preview_option(
+        self,
+        series: int | str,
+        size_delta: Quantity,
+        owner: str | None = None,
+        sub: int = 0,
+    ) -> dict[str, Any]:
         """Premium and fee of an option trade before signing (the contract's price rule: mark
-        plus the spread, at least ``minFee x spot`` per unit)."""
+        plus the spread, at least ``minFee x spot`` per unit) and, given the account, its
+        equity, IM, MM and health after the trade from the options mirror
+        (:mod:`plimsoll.pm`: standard or portfolio margin, as the account is)."""
         sid = self.series_id(series)
         size = int(parse_wad(size_delta, "options", "size"))
         s = next(x for x in self.option_series(live_only=False) if x.series_id == sid)
@@ -1076,7 +1084,7 @@ class PlimsollClient:
         spread, min_fee = int(cfg[2]), int(cfg[3])
         fee_unit = max(-(-int(s.mark) * spread // WAD), -(-int(s.spot) * min_fee // WAD))
         unit_price = s.mark + fee_unit if size > 0 else max(s.mark - fee_unit, 0)
-        return {
+        out: dict[str, Any] = {
             "series": s.name,
             "size": fmt_units(size, 18, "options"),
             "mark": fmt_usd(s.mark),
@@ -1085,6 +1093,76 @@ class PlimsollClient:
             "premium": fmt_usd(abs(size) * unit_price // WAD),
             "fee": fmt_usd(abs(size) * fee_unit // WAD, up=True),
             "iv": f"{s.vol / WAD:.2%}",
+        }
+        if owner is not None:
+            cost = size * int(unit_price) // WAD  # paid when buying, received when selling
+            out.update(self._option_margin_after(owner, self.check_sub(sub), sid, size, cost))
+        return out
+
+    def _option_margin_after(
+        self, owner: str, sub: int, sid: int, size: int, cost: int
+    ) -> dict[str, Any]:
+        """Equity, IM, MM, free collateral and health of ``(owner, sub)`` with ``size`` more
+        of series ``sid`` bought for ``cost`` [wad USD] (the keeper's options mirror)."""
+        import numpy as np
+
+        from plimsoll import pm
+        from plimsoll.margin import compute_margin
+        from plimsoll.sync import StateReader
+
+        owner = Web3.to_checksum_address(owner)
+        lens = self.deployment["contracts"].get("PlimsollLens")
+        if not lens:
+            return {}
+        state = StateReader(self.w3, self.core.address, lens).read([(owner, sub)])
+        result = compute_margin(state)
+        o = self.options.functions
+        series = [
+            pm.Series(int(x[0]), bool(x[1]), int(x[2]), int(x[3]), int(x[4]))
+            for x in (o.series(i).call() for i in range(int(o.seriesCount().call())))
+        ]
+        ids, qs = o.positions(owner, sub).call()
+        held = {int(i): int(q) for i, q in zip(ids, qs, strict=True)}
+        held[sid] = held.get(sid, 0) + size
+        positions = [[(series[i], q) for i, q in held.items() if q != 0]]
+        cfgs = [o.optionsConfig(m).call() for m in range(state.n_markets)]
+        if self._oracle is None:
+            self._oracle = self.w3.eth.contract(
+                address=self.core.functions.oracle().call(), abi=load_abi("OracleRouter")
+            )
+        ivs = [int(self._oracle.functions.priceInfo(int(c[0]) or 1).call()[0]) for c in cfgs]
+        market = pm.MarketData(
+            spot=tuple(max(1, int(p)) for p in state.market_price),
+            iv=tuple(ivs),
+            timestamp=int(state.timestamp),
+            im_scalar=None if state.im_scalar is None else tuple(int(x) for x in state.im_scalar),
+            mm_scalar=None if state.mm_scalar is None else tuple(int(x) for x in state.mm_scalar),
+        )
+        other = np.array([int(result.equity[0]) - cost], dtype=object)
+        book = pm.OptionBook.from_positions(positions, state.sizes[[0]], other)
+        portfolio = state.flags is not None and int(state.flags[0]) & 2
+        if portfolio:
+            r = pm.portfolio_margin(
+                book, market, pm.PortfolioConfig.from_wad_tuple(o.portfolioConfig().call())
+            )
+            eq, im, mm = float(r.equity[0]), float(r.im[0]), float(r.mm[0])
+        else:
+            r2 = pm.standard_option_margin(book, market, pm.OptionsConfig.from_wad_tuple(cfgs[0]))
+            eq = float(r2.equity[0])
+            im = float(r2.im[0]) + int(result.im[0]) / WAD
+            mm = float(r2.mm[0]) + int(result.mm[0]) / WAD
+
+        def usd(x: float, up: bool = False) -> str:
+            return fmt_usd(int(Decimal(repr(x)) * WAD), up=up)
+
+        return {
+            "margin_mode": "portfolio" if portfolio else "standard",
+            "equity_after": usd(eq),
+            "initial_margin_after": usd(im, up=True),
+            "maintenance_margin_after": usd(mm, up=True),
+            "free_collateral_after": usd(eq - im),
+            "health_after": None if mm <= 0 else round(eq / mm, 4),
+            "allowed": eq >= im or abs(held[sid]) < abs(held[sid] - size),
         }
 
     def history(self, owner: str, sub: int | None = None) -> list[HistoryEntry]:

@@ -180,7 +180,7 @@ def prepare(client: PlimsollClient, body: dict[str, Any]) -> dict[str, Any]:
     elif action == "option":
         sid = client.series_id(str(body.get("series", "")))
         size = parse_wad(str(body.get("size", "")), "options", "size")
-        preview = client.preview_option(sid, size)
+        preview = client.preview_option(sid, size, owner, sub)
         ref = Decimal(int(preview["unit_price_wad"]))
         slip = _slippage(body)
         opt_limit = int(ref * (1 + slip)) if size > 0 else int(ref * (1 - slip))

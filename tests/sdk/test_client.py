@@ -275,3 +275,34 @@ def test_read_only_client_refuses_to_act(w3: Web3, dep: Deployment) -> None:
 
 def test_local_account_type(key: LocalAccount, client: PlimsollClient) -> None:
     assert client.address == key.address and client.sender is not None
+
+
+def _usd(text: str) -> float:
+    return float(text.split()[0].replace(",", ""))
+
+
+@pytest.mark.parametrize(("size", "portfolio"), [("2", False), ("-3", False), ("-3", True)])
+def test_option_preview_margins_after_match_the_contract_after_the_trade(
+    client: PlimsollClient,
+    dep: Deployment,
+    with_series: list[dict[str, Any]],
+    size: str,
+    portfolio: bool,
+) -> None:
+    client.faucet("USDC", "20000")
+    client.deposit("USDC", "20000")
+    if portfolio:
+        client.set_portfolio_margin(0, True)
+    put = next(
+        s
+        for s in client.option_series()
+        if s.market == "ETH-PERP" and not s.is_call and s.strike == wad(1800)
+    )
+    pre = client.preview_option(put.series_id, size, client.address, 0)
+    assert pre["margin_mode"] == ("portfolio" if portfolio else "standard")
+    client.option_trade(put.series_id, size)
+    equity, im, mm = dep.core.functions.accountMargin(client.address, 0).call()
+    # the mirror vs the contract: within a cent (float mirror; rounding of the shown cents)
+    assert _usd(pre["equity_after"]) == pytest.approx(equity / WAD, abs=0.02)
+    assert _usd(pre["initial_margin_after"]) == pytest.approx(im / WAD, abs=0.02)
+    assert _usd(pre["maintenance_margin_after"]) == pytest.approx(mm / WAD, abs=0.02)
