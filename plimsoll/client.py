@@ -379,9 +379,6 @@ class PlimsollClient:
             f"unknown market {market!r} (markets: {', '.join(m['name'] for m in self.markets)})"
         )
 
-    def decimals_of(self, asset_id: int) -> int:
-        return self.asset_decimals(asset_id)
-
     def symbol(self, asset_id: int) -> str:
         return "USDC" if asset_id == 0 else str(self.assets[asset_id - 1]["symbol"])
 
