@@ -165,10 +165,13 @@ class Wallet:
         return self.message()
 
     def shot(self, name: str, docs: bool = False) -> Path:
+        """A full-page screenshot in build/app-screenshots/ (every run); with ``docs`` and
+        PLIMSOLL_DOCS_SHOTS=1 also into docs/ (how the README's screenshots are refreshed)."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        path = (DOCS if docs else ARTIFACTS) / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
         self.page.screenshot(path=str(path), full_page=True)
+        if docs and os.environ.get("PLIMSOLL_DOCS_SHOTS") == "1":
+            (DOCS / path.name).write_bytes(path.read_bytes())
         return path
 
     def close(self) -> None:
