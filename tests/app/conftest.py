@@ -5,7 +5,8 @@ the page that forwards every request to anvil (which signs for its unlocked dev 
 The wallet announces itself with EIP-6963 and is also ``window.ethereum``. Test hooks on
 ``window``: ``__chainId`` (answer this chain id until a switch), ``__rejectNext`` (the next
 ``eth_sendTransaction`` is rejected with code 4001), ``__rejectNth`` (reject the n-th one),
-``__sent`` (every transaction sent).
+``__sent`` (every transaction sent), ``__switchAccount(address)`` (the user picks another
+account in the wallet).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ CHROMIUM = os.environ.get("PLIMSOLL_CHROMIUM", "/usr/bin/chromium")
 
 WALLET_JS = """
 (() => {
-  const RPC = %(rpc)s, ACCOUNT = %(account)s;
+  const RPC = %(rpc)s;
+  let ACCOUNT = %(account)s;
   let id = 0;
   const listeners = {};
   window.__sent = [];
@@ -77,6 +79,10 @@ WALLET_JS = """
   window.addEventListener("eip6963:requestProvider", announce);
   announce();
   window.ethereum = provider;
+  window.__switchAccount = (a) => {
+    ACCOUNT = a;
+    (listeners.accountsChanged || []).forEach((f) => f([a]));
+  };
 })();
 """
 

@@ -57,6 +57,21 @@ def test_connect_shows_the_sdks_numbers_for_the_account(
     w.shot("app-overview", docs=True)
 
 
+def test_account_change_in_the_wallet_is_followed(
+    open_wallet: Any, dep: Deployment, accounts: list[str], sdk: PlimsollClient
+) -> None:
+    a, b = accounts[15], accounts[16]
+    _fund(dep, a, 1_000, deposit=300)
+    _fund(dep, b, 1_000, deposit=700)
+    w = open_wallet(a)
+    _ready(w)
+    assert _field(w, "equity") == "300.00 USD"
+    w.page.evaluate(f"window.__switchAccount('{b}')")
+    w.page.wait_for_selector(f"#who:has-text('{b}')")
+    w.page.wait_for_selector("dd[data-field='equity']:has-text('700.00 USD')")
+    assert _field(w, "equity") == sdk.account(b, 0).to_json()["equity"]
+
+
 def test_wrong_chain_is_detected_and_switched(
     open_wallet: Any, accounts: list[str], w3: Web3
 ) -> None:
