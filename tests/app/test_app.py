@@ -279,3 +279,39 @@ def test_deposit_rejected_after_its_approval_offers_to_reset_the_allowance(
     assert dep.core.functions.getAccount(trader, 0).call()[0] == 0
     assert len(w.sent()) == 2  # the approval and its reset; no deposit
     w.shot("deposit-rejected-revoked")
+
+
+def test_transfer_isolate_portfolio_margin_and_lp_withdraw_max(
+    open_wallet: Any, dep: Deployment, accounts: list[str], sdk: PlimsollClient
+) -> None:
+    trader = accounts[17]
+    _fund(dep, trader, 2_000, deposit=1_000)
+    w = open_wallet(trader)
+    _ready(w)
+    w.page.fill("#f-transfer input[name=amount]", "100")
+    w.page.fill("#f-transfer input[name=to_sub]", "1")
+    w.page.click("#f-transfer button.primary")
+    assert "move 100.00 USDC from subaccount 0 to 1" in w.wait_message("ok")
+    w.page.select_option("#sub", "1")
+    w.page.wait_for_selector("dd[data-field='cash']:has-text('100.00 USD')")
+    w.page.select_option("#sub", "2")  # a new, empty subaccount
+    w.page.wait_for_selector("#mode:has-text('cross')")
+    w.page.select_option("#f-isolate select[name=market]", "BTC-PERP")
+    w.page.click("#f-isolate button.primary")
+    w.wait_message("ok")
+    w.page.wait_for_selector("#mode:has-text('isolated BTC-PERP')")
+    assert sdk.account(trader, 2).isolated_market == "BTC-PERP"
+    w.page.select_option("#sub", "0")
+    w.page.wait_for_selector("dd[data-field='cash']:has-text('900.00 USD')")
+    w.page.click("#f-portfolio button.primary")
+    w.wait_message("ok")
+    w.page.wait_for_selector("#mode:has-text('portfolio margin')")
+    assert sdk.account(trader, 0).portfolio_margin
+    w.page.fill("#f-lp-deposit input[name=amount]", "500")
+    w.page.click("#f-lp-deposit button.primary")
+    w.wait_message("ok")
+    w.page.click("#f-lp-withdraw button[data-max]")
+    w.page.click("#f-lp-withdraw button.primary")
+    assert "redeem every share" in w.wait_message("ok")
+    assert dep.pool.functions.balanceOf(trader).call() == 0
+    w.shot("transfer-isolate-portfolio-lp")
