@@ -87,8 +87,10 @@ test-brownie: setup
 	  echo "== brownie test: no tests/brownie directory, skipped"; \
 	fi
 
+# DEMO_ARGS=--keep leaves the chain running afterwards for `plimsoll app` (see README).
+DEMO_ARGS ?=
 demo: setup
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(DEMO_ARGS)
 
 # Refresh the ABIs shipped in plimsoll/abi (the SDK needs no compiler at run time).
 abi: setup

@@ -60,6 +60,12 @@ def _fingerprint(files: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
+def compiled_is_fresh() -> bool:
+    """True when the cached artifacts match the sources (no compile needed)."""
+    files = _sources()
+    return bool(files) and (CACHE_DIR / f"artifacts-{_fingerprint(files)}.json").exists()
+
+
 def compile_contracts(force: bool = False) -> dict[str, Artifact]:
     """Compile every contract under ``contracts/`` (cached) and return artifacts by name."""
     files = _sources()

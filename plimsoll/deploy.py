@@ -79,6 +79,7 @@ class Deployment:
     #: The admin of the core and the oracle router once deployed with a timelock (None: the
     #: ``admin`` account itself, as tests deploy it).
     timelock: Contract | None = None
+    series: list[dict[str, Any]] = field(default_factory=list)  # listed option series
 
     @property
     def core(self) -> Contract:
@@ -131,6 +132,7 @@ class Deployment:
             "assets": self.assets,
             "markets": self.markets,
             "timelock": self.timelock.address if self.timelock is not None else None,
+            "series": self.series,
         }
 
     def save(self, path: Path) -> None:
@@ -197,6 +199,54 @@ DEFAULT_PORTFOLIO = (
 )
 
 
+#: Option series a local deployment lists when asked (``deploy_local(series=True)``, what
+#: ``plimsoll deploy`` does): per market id, strikes as fractions of the spot, calls and puts,
+#: each at these expiries [days from the deploy block].
+DEFAULT_SERIES_STRIKES = (0.9, 1.0, 1.1)
+DEFAULT_SERIES_DAYS = (7, 30)
+DEFAULT_SERIES_MARKETS = (0, 1)
+
+
+def list_default_series(
+    w3: Web3,
+    opts: Contract,
+    markets: list[dict[str, Any]],
+    prices: dict[int, float | int],
+    admin: str,
+    decoder: ErrorDecoder,
+) -> list[dict[str, Any]]:
+    """List calls and puts around the spot on ETH and BTC (2 expiries x 3 strikes x 2 types);
+    returns their rows (id, market, type, expiry, strike)."""
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    rows: list[dict[str, Any]] = []
+    next_id = int(opts.functions.seriesCount().call())
+    for m_id in DEFAULT_SERIES_MARKETS:
+        if m_id >= len(markets):
+            continue
+        spot = float(prices[markets[m_id]["feed_id"]])
+        for days in DEFAULT_SERIES_DAYS:
+            expiry = now + days * 86400
+            for k in DEFAULT_SERIES_STRIKES:
+                strike = round(spot * k)
+                for is_call in (True, False):
+                    send(
+                        opts.functions.listSeries(m_id, is_call, expiry, wad(strike)),
+                        admin,
+                        decoder,
+                    )
+                    rows.append(
+                        {
+                            "id": next_id,
+                            "market": markets[m_id]["name"],
+                            "type": "call" if is_call else "put",
+                            "expiry": expiry,
+                            "strike": strike,
+                        }
+                    )
+                    next_id += 1
+    return rows
+
+
 @dataclass(frozen=True)
 class BreakerSpec:
     """A feed's jump breaker (``OracleRouter.setBreaker``): a round-to-round move above
@@ -247,16 +297,19 @@ def deploy_local(
     risk_keeper: str | None = None,
     options: bool = True,
     timelock_delay: int | None = None,
+    series: bool = False,
 ) -> Deployment:
     """Deploy mocks and the whole protocol on a local chain; ``admin`` must be unlocked.
 
     ``breaker`` turns on every feed's jump breaker (off by default: tests move prices in
     big steps); ``risk_limits`` / ``risk_keeper`` (default: the admin) enable volatility
     scalars; ``options`` deploys the options market (implied-vol feeds, options on every
-    market, portfolio margin). ``timelock_delay`` (seconds) hands the admin role of the core
-    (and with it the options market) and of the oracle router to a new ``PlimsollTimelock``
-    with that minimum delay, proposed and executed by ``admin``, as the last step; None keeps
-    ``admin`` as the direct admin (tests that change parameters often).
+    market, portfolio margin); ``series`` also lists option series around the spot
+    (:func:`list_default_series`; off by default: tests list their own). ``timelock_delay``
+    (seconds) hands the admin role of the core (and with it the options market) and of the
+    oracle router to a new ``PlimsollTimelock`` with that minimum delay, proposed and executed
+    by ``admin``, as the last step; None keeps ``admin`` as the direct admin (tests that change
+    parameters often).
     """
     arts = compile_contracts()
     admin = admin or w3.eth.accounts[0]
@@ -342,6 +395,11 @@ def deploy_local(
             )
             send(opts.functions.configure(m_id, (iv_feed, *DEFAULT_OPTIONS)), admin, decoder)
         send(opts.functions.configurePortfolio(DEFAULT_PORTFOLIO), admin, decoder)
+    series_rows: list[dict[str, Any]] = []
+    if options and series:
+        series_rows = list_default_series(
+            w3, contracts["OptionsMarket"], market_rows, prices, admin, decoder
+        )
 
     usdc = contracts["USDC"]
     if pool_liquidity:
@@ -370,4 +428,5 @@ def deploy_local(
         decoder=decoder,
         feeds=feeds,
         timelock=timelock,
+        series=series_rows,
     )

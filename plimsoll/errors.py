@@ -37,14 +37,26 @@ class ContractRevert(PlimsollError):
         The error's arguments by name.
     data : str
         The raw revert data as hex.
+    message : str or None
+        A human sentence saying what went wrong and what to do (amounts with their units),
+        set by the SDK that knows the action (:meth:`PlimsollClient.explain`); ``str(e)`` is
+        this sentence followed by the error's name, or the raw ``Name(args)`` without it.
     """
 
-    def __init__(self, name: str, args: dict[str, Any], data: str) -> None:
+    def __init__(
+        self, name: str, args: dict[str, Any], data: str, message: str | None = None
+    ) -> None:
         self.name = name
         self.args_by_name = args
         self.data = data
+        self.message = message
         shown = ", ".join(f"{k}={v}" for k, v in args.items())
-        super().__init__(f"{name}({shown})")
+        self.raw = f"{name}({shown})"
+        super().__init__(f"{message} ({name})" if message else self.raw)
+
+    def explained(self, message: str) -> ContractRevert:
+        """The same revert with a human ``message``."""
+        return ContractRevert(self.name, self.args_by_name, self.data, message)
 
 
 class RiskInputError(PlimsollError, ValueError):

@@ -35,23 +35,53 @@ GWEI = 10**9
 MIN_BUMP_NUM, MIN_BUMP_DEN = 1125, 1000  # +12.5%
 
 
-def _format_receipt(raw: dict[str, Any]) -> TxReceipt:
-    """The fields a keeper reads from a raw JSON receipt, as web3 would format them."""
-    out: dict[str, Any] = dict(raw)
-    for k in (
-        "status",
-        "blockNumber",
-        "gasUsed",
-        "effectiveGasPrice",
-        "cumulativeGasUsed",
-        "transactionIndex",
-        "type",
-    ):
-        if isinstance(out.get(k), str):
-            out[k] = int(out[k], 16)
-    for k in ("transactionHash", "blockHash"):
+_RECEIPT_INTS = (
+    "status",
+    "blockNumber",
+    "gasUsed",
+    "effectiveGasPrice",
+    "cumulativeGasUsed",
+    "transactionIndex",
+    "type",
+)
+_LOG_INTS = ("blockNumber", "logIndex", "transactionIndex")
+
+
+def _hex_int(v: Any) -> Any:
+    return int(v, 16) if isinstance(v, str) else v
+
+
+def _format_log(raw: dict[str, Any]) -> dict[str, Any]:
+    """A raw JSON log as web3 formats it (ints, HexBytes topics/data, checksum address), so
+    that ``contract.events.X().process_receipt`` decodes it."""
+    out = dict(raw)
+    for k in _LOG_INTS:
+        if k in out:
+            out[k] = _hex_int(out[k])
+    for k in ("blockHash", "transactionHash", "data"):
         if isinstance(out.get(k), str):
             out[k] = HexBytes(out[k])
+    out["topics"] = [HexBytes(t) for t in out.get("topics", [])]
+    if isinstance(out.get("address"), str):
+        out["address"] = Web3.to_checksum_address(out["address"])
+    return out
+
+
+def _format_receipt(raw: dict[str, Any]) -> TxReceipt:
+    """A raw JSON receipt (from a batch request) formatted as web3 formats
+    ``eth_getTransactionReceipt``: quantities as ints, hashes as HexBytes, addresses
+    checksummed, and every log formatted too (decodable with ``process_receipt``)."""
+    out: dict[str, Any] = dict(raw)
+    for k in _RECEIPT_INTS:
+        if k in out:
+            out[k] = _hex_int(out[k])
+    for k in ("transactionHash", "blockHash", "logsBloom"):
+        if isinstance(out.get(k), str):
+            out[k] = HexBytes(out[k])
+    for k in ("from", "to", "contractAddress"):
+        if isinstance(out.get(k), str):
+            out[k] = Web3.to_checksum_address(out[k])
+    out["logs"] = [_format_log(log) for log in out.get("logs") or []]
     return out  # type: ignore[return-value]
 
 

@@ -113,7 +113,145 @@ def from_wad_up(value: Wad, decimals: int) -> TokenAmount:
 
 
 def token_units(x: float | int | str, decimals: int) -> TokenAmount:
-    """A human amount of a token in its smallest units (exact for strings)."""
+    """A human amount of a token in its smallest units (exact for strings; for tests and
+    scripts: it truncates below the smallest unit, where :func:`parse_amount` refuses)."""
     from decimal import Decimal
 
     return TokenAmount(int(Decimal(str(x)) * 10**decimals))
+
+
+# ---------------------------------------------------------------------------- human amounts
+#
+# What a person types ("1,000", "0.5", Decimal("2.5")) becomes base units only here, and only
+# exactly: a value with more decimals than the token has is refused (never truncated), and a
+# bare int is refused where a unit is meant (``deposit("USDC", 1000)`` would otherwise be
+# 0.001 USDC). Typed values (``TokenAmount``, ``Wad``) pass through as base units.
+
+
+class AmountError(PlimsollError, ValueError):
+    """An amount or size a person gave cannot be used as it is (not a number, a bare int
+    where a unit is meant, more decimals than the token has, not positive)."""
+
+
+def _decimal(value: Any, what: str) -> Any:
+    from decimal import Decimal, InvalidOperation
+
+    if isinstance(value, Decimal):
+        d = value
+    else:
+        text = str(value).strip().replace(",", "").replace("_", "")
+        try:
+            d = Decimal(text)
+        except InvalidOperation:
+            raise AmountError(
+                f"{what}: {value!r} is not a number (write e.g. 1000 or 0.5)"
+            ) from None
+    if not d.is_finite():
+        raise AmountError(f"{what}: {value!r} is not a finite number")
+    return d
+
+
+def parse_units(
+    value: Any,
+    decimals: int,
+    unit: str,
+    *,
+    what: str = "amount",
+    typed: type = TokenAmount,
+    positive: bool = True,
+    signed: bool = False,
+) -> Any:
+    """``value`` in base units of a quantity with ``decimals`` decimals.
+
+    Accepts a human number as ``str`` (commas and underscores allowed) or ``Decimal``, or an
+    already typed ``typed`` value (base units, passed through). Refuses a bare ``int`` or
+    ``float`` (say which unit you mean), a value of another unit type, more decimals than the
+    quantity has (no silent truncation) and, unless ``signed``, a value that is not positive.
+    """
+    from decimal import localcontext
+
+    with localcontext(prec=_PREC):
+        return _parse_units(value, decimals, unit, what, typed, positive, signed)
+
+
+_PREC = 100  # digits: every uint256 (78 digits) with its decimals, exactly
+
+
+def _parse_units(
+    value: Any, decimals: int, unit: str, what: str, typed: type, positive: bool, signed: bool
+) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, _Unit):
+        if type(value) is not typed:
+            raise AmountError(
+                f"{what}: got {type(value).__name__}, expected {typed.__name__} or a human "
+                f"amount of {unit}"
+            )
+        units = int(value)
+    elif isinstance(value, (bool, int, float)):
+        raise AmountError(
+            f"{what}: a bare {type(value).__name__} ({value!r}) is ambiguous; pass a human "
+            f"amount of {unit} as a str or Decimal (e.g. Decimal('{value}') for {value} {unit}) "
+            f"or base units as {typed.__name__}({value!r})"
+        )
+    else:
+        d = _decimal(value, what)
+        scaled = d.scaleb(decimals)
+        if scaled != scaled.to_integral_value():
+            smallest = format(Decimal(1).scaleb(-decimals), "f")
+            raise AmountError(
+                f"{what}: {value} {unit} has more than {decimals} decimals; the smallest step is "
+                f"{smallest} {unit} (nothing was sent)"
+            )
+        units = int(scaled)
+    if not signed and positive and units <= 0:
+        raise AmountError(f"{what} must be positive, got {value} {unit}".rstrip())
+    if signed and units == 0:
+        raise AmountError(f"{what} must not be zero")
+    return typed(units)
+
+
+def parse_amount(value: Any, decimals: int, unit: str, what: str = "amount") -> TokenAmount:
+    """A positive token amount (see :func:`parse_units`)."""
+    amount: TokenAmount = parse_units(value, decimals, unit, what=what)
+    return amount
+
+
+def parse_wad(value: Any, unit: str, what: str = "size", signed: bool = True) -> Wad:
+    """A size or price on the WAD scale (signed sizes allowed, zero refused)."""
+    out: Wad = parse_units(value, 18, unit, what=what, typed=Wad, signed=signed)
+    return out
+
+
+def fmt_units(
+    units: int, decimals: int, unit: str = "", places: int | None = None, up: bool = False
+) -> str:
+    """Base units as a human string with its unit: ``fmt_units(2624470000, 6, "USDC", 2)``
+    -> ``"2,624.47 USDC"``. ``places`` rounds (down, or ``up`` away from zero); None shows every
+    significant decimal (at least two)."""
+    from decimal import localcontext
+
+    with localcontext(prec=_PREC):
+        return _fmt_units(units, decimals, unit, places, up)
+
+
+def _fmt_units(units: int, decimals: int, unit: str, places: int | None, up: bool) -> str:
+    from decimal import ROUND_DOWN, ROUND_UP, Decimal
+
+    d = Decimal(int(units)).scaleb(-decimals)
+    if places is not None:
+        d = d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_UP if up else ROUND_DOWN)
+        d = d + 0  # no "-0.00"
+        text = f"{d:,.{places}f}"
+    else:
+        d = d.normalize()
+        exp = d.as_tuple().exponent
+        shown = max(2, -exp if isinstance(exp, int) and exp < 0 else 0)
+        text = f"{d:,.{shown}f}"
+    return f"{text} {unit}".rstrip()
+
+
+def fmt_usd(value: int, places: int = 2, up: bool = False, unit: str = "USD") -> str:
+    """A WAD USD value as ``"1,234.56 USD"`` (rounded down unless ``up``)."""
+    return fmt_units(int(value), 18, unit, places, up)

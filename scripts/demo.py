@@ -357,7 +357,12 @@ def open_option_traders(
 
 
 def run(
-    n_traders: int, crash: float, blocks: int, seed: int, n_option_traders: int = 40
+    n_traders: int,
+    crash: float,
+    blocks: int,
+    seed: int,
+    n_option_traders: int = 40,
+    keep: bool = False,
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     t0 = time.monotonic()
@@ -428,6 +433,24 @@ def run(
             print(err[-2000:], file=sys.stderr)
         if notifier.returncode != 0:
             print(notifier_err[-2000:], file=sys.stderr)
+        # The end state, for the wallet app and the CLI (`--keep` leaves the chain running).
+        dep.save(ROOT / "deployments" / "demo.json")
+        (ROOT / "deployments" / "demo-notices.jsonl").write_text(notices_file.read_text())
+        if keep:
+            print(json.dumps(summary), flush=True)
+            print(
+                f"demo: the chain stays up at {node_url} (Ctrl-C stops it); in another terminal:"
+                f" plimsoll app --rpc {node_url} --deployment deployments/demo.json"
+                " --notices deployments/demo-notices.jsonl",
+                file=sys.stderr,
+                flush=True,
+            )
+            signal.signal(signal.SIGTERM, signal.default_int_handler)  # TERM stops it like ^C
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
     return summary
 
 
@@ -470,13 +493,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--blocks", type=int, default=30)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--option-traders", type=int, default=40)
+    ap.add_argument(
+        "--keep", action="store_true", help="leave the chain running for `plimsoll app`"
+    )
     args = ap.parse_args(argv)
     try:
-        summary = run(args.traders, args.crash, args.blocks, args.seed, args.option_traders)
+        summary = run(
+            args.traders, args.crash, args.blocks, args.seed, args.option_traders, args.keep
+        )
     except PlimsollError as e:
         print(f"demo failed: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(summary))
+    if not args.keep:
+        print(json.dumps(summary))
     return 0 if summary["missed"] == 0 and summary["options_missed"] == 0 else 1
 
 

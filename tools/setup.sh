@@ -7,6 +7,9 @@
 #   4. ~/.solcx/solc-v<ver>  the Node solc stand-in (tools/solc.js), so py-solc-x and brownie
 #                            use it and never try to download a compiler; also .tools/bin/solc
 #   5. ~/.brownie/network-config.yaml  `development` = anvil (brownie's default) + `ganache-local`
+#   6. the wallet app's bundle (esbuild: plimsoll/app/web/*.js + viem -> plimsoll/app/static/app.js)
+#      when its sources changed, and a browser for its tests: Debian's chromium (`apt-get install
+#      -y chromium` when running as root, as CI does; otherwise one line saying what to install)
 #
 # Stamps live in .tools/stamps/. A second run does nothing but hash a few files (~1 s).
 # Environment: PYTHON (default python3.11), FORCE=1 to redo every step.
@@ -119,6 +122,28 @@ else
   log "checking brownie networks in $BROWNIE_NET"
   .venv/bin/python tools/brownie_networks.py "$BROWNIE_NET"
   stamp_write brownie-net "$net_key"
+fi
+
+# --- 6. wallet app bundle and the browser its tests drive -----------------------------------------
+app_key="$(hash_of plimsoll/app/web/*.js package-lock.json)"
+if [ -f plimsoll/app/static/app.js ] && stamp_ok app-bundle "$app_key"; then
+  :
+else
+  log "bundling the wallet app (esbuild)"
+  node_modules/.bin/esbuild plimsoll/app/web/main.js --bundle --minify --format=iife \
+    --target=es2020 --log-level=warning --outfile=plimsoll/app/static/app.js
+  stamp_write app-bundle "$app_key"
+fi
+CHROMIUM="${PLIMSOLL_CHROMIUM:-/usr/bin/chromium}"
+if ! [ -x "$CHROMIUM" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing chromium for the browser tests (apt-get install -y chromium)"
+    { apt-get install -y -q chromium >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; } \
+      || { log "apt-get install chromium failed: install Debian's chromium for tests/app"; exit 1; }
+  else
+    log "tests/app need a browser: run \`sudo apt-get install -y chromium\` (or set PLIMSOLL_CHROMIUM)"
+  fi
 fi
 
 log "ok: solc $SOLC_VERSION, $(node_modules/.bin/anvil --version | head -1), $(.venv/bin/python --version)"
