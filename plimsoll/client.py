@@ -502,10 +502,9 @@ class PlimsollClient:
 
     def max_withdrawable(self, asset: int | str, sub: int = 0, owner: str | None = None) -> int:
         """The whole balance of ``asset`` in ``(owner, sub)`` [token units] (cash: its positive
-        balance rounded down to whole token units).
-
-        HOOK(issue 12): the core is to accept ``amount = type(uint256).max`` as "withdraw
-        everything"; until that lands, "max" is resolved here to the full balance."""
+        balance rounded down to whole token units): what ``withdraw(..., "max")`` sends. The
+        core takes ``type(uint256).max`` as "everything" (for cash, the sub-unit remainder of
+        its 18-decimal book goes to the insurance fund, so no dust is left behind)."""
         aid = self.asset_id(asset)
         who = Web3.to_checksum_address(owner or self.address)
         if aid == 0:
@@ -522,9 +521,11 @@ class PlimsollClient:
             units = TokenAmount(self.max_withdrawable(aid, sub))
             if units == 0:
                 raise PlimsollError(f"subaccount {sub} holds no {self.symbol(aid)} to withdraw")
+            arg = 2**256 - 1  # everything, dust included
         else:
             units = self.amount(aid, amount)
-        r = self.send(self.core.functions.withdraw(sub, aid, units), "withdraw")
+            arg = int(units)
+        r = self.send(self.core.functions.withdraw(sub, aid, arg), "withdraw")
         self._step(f"withdrew {self.fmt(aid, units)} from subaccount {sub}")
         return r
 
@@ -539,9 +540,11 @@ class PlimsollClient:
             units = TokenAmount(self.max_withdrawable(aid, from_sub))
             if units == 0:
                 raise PlimsollError(f"subaccount {from_sub} holds no {self.symbol(aid)}")
+            arg = 2**256 - 1  # everything, dust included
         else:
             units = self.amount(aid, amount)
-        r = self.send(self.core.functions.transfer(from_sub, to_sub, aid, units), "transfer")
+            arg = int(units)
+        r = self.send(self.core.functions.transfer(from_sub, to_sub, aid, arg), "transfer")
         self._step(f"moved {self.fmt(aid, units)} from subaccount {from_sub} to {to_sub}")
         return r
 
@@ -796,9 +799,7 @@ class PlimsollClient:
             )
         elif n == "InsufficientBalance":
             aid = int(a["assetId"])
-            bal = int(a["balance"])
-            if aid == 0:  # the core reports cash as a WAD balance
-                bal = bal // 10 ** (18 - self.asset_decimals(0))
+            bal = int(a["balance"])  # token units, cash included (whole units of its balance)
             msg = (
                 f"the subaccount holds {self.fmt(aid, bal)}, asked for "
                 f"{self.fmt(aid, int(a['requested']))}; {action or 'move'} at most that (or max)"

@@ -96,6 +96,7 @@ def _assert_custody(dep: Deployment, accounts: list[tuple[str, int]]) -> None:
         bal_sum = sum(
             int(core.functions.collateralBalance(o, s, asset).call()) for o, s in accounts
         )
+        bal_sum += int(core.functions.recoveredBalance(asset).call())  # forfeited collateral
         assert total == bal_sum
         assert int(dep.token(asset).functions.balanceOf(core.address).call()) >= total
 
@@ -157,30 +158,31 @@ def test_ganache_deposit_trade_crash_liquidate(ganache: tuple[Web3, Deployment])
     reward1 = int(core.functions.getAccount(keeper, 0).call()[0])
     assert reward1 == liq["keeperReward"]
 
-    # A crash: Bob's position and his WETH lose value together; he is underwater.
+    # A crash: Bob's position and his WETH lose value together; he is underwater. The
+    # liquidation closes everything, pays no reward (there is no equity to pay it from) and
+    # books the deficit at once: his WETH no longer covers his debt at its haircut, so the
+    # debt goes through the waterfall and the WETH to the protocol's recovery account.
     dep.set_price(1, 1400)
     e, _, mm = _margin(dep, bob, 1)
     assert e < 0
     rc = dep.send(core.functions.liquidate(bob, 1), keeper)
     liq = _event(dep, rc, "Liquidated")
-    assert liq["fraction"] == WAD
-    acct = core.functions.getAccount(bob, 1).call()
-    assert acct[2] == 0, "Bob's positions are closed"
-    assert int(acct[0]) < 0, "Bob owes cash; his WETH is still there"
-    reward2 = int(core.functions.getAccount(keeper, 0).call()[0]) - reward1
-    assert reward2 == liq["keeperReward"] > 0
-    _assert_custody(dep, tracked)
-
-    # The keeper buys Bob's WETH for cash at the bonus; the rest of the debt is settled.
-    debt = -int(acct[0])
-    _fund(dep, keeper, CASH, token_units(1_000_000, 6))
-    weth_before = int(dep.token(WETH).functions.balanceOf(keeper).call())
-    rc = dep.send(core.functions.liquidateCollateral(bob, 1, WETH, debt // 10**12 + 1), keeper)
-    sold = _event(dep, rc, "CollateralLiquidated")
-    assert sold["seized"] == 2 * WAD  # all of it: worth less than the debt
-    assert int(dep.token(WETH).functions.balanceOf(keeper).call()) - weth_before == 2 * WAD
+    assert liq["fraction"] == WAD and liq["keeperReward"] == 0 and liq["badDebt"] > 0
     acct = core.functions.getAccount(bob, 1).call()
     assert acct[0] == 0 and acct[1] == 0 and acct[2] == 0, "Bob's account is settled and empty"
+    assert int(core.functions.recoveredBalance(WETH).call()) == 2 * WAD
+    _assert_custody(dep, tracked)
+
+    # The keeper buys the recovered WETH at the oracle less the bonus; the insurance fund
+    # gets the cash.
+    _fund(dep, keeper, CASH, token_units(1_000_000, 6))
+    weth_before = int(dep.token(WETH).functions.balanceOf(keeper).call())
+    ins_before = int(core.functions.insuranceFund().call())
+    rc = dep.send(core.functions.buyRecovered(WETH, 2 * WAD), keeper)
+    sold = _event(dep, rc, "RecoveredSold")
+    assert sold["amount"] == 2 * WAD and sold["paid"] > 0
+    assert int(dep.token(WETH).functions.balanceOf(keeper).call()) - weth_before == 2 * WAD
+    assert int(core.functions.insuranceFund().call()) - ins_before == sold["paid"] * 10**12
     assert int(core.functions.assetConfig(WETH).call()[6]) == 0
 
     # The keeper takes its rewards out.
