@@ -104,6 +104,7 @@ class LiquidationKeeper(Sending, OptionsPass):
             max_fee_cap=int(cfg.max_fee_gwei * GWEI),
             max_tip=int(cfg.max_tip_gwei * GWEI),
             tip_percentile=cfg.tip_percentile,
+            tip_premium_pct=cfg.tip_premium_pct,
         )
         self.sender: TxSender | None = None
         if account is not None and not cfg.dry_run:

@@ -95,7 +95,11 @@ class Chain:
         return int(self.w3.eth.block_number)
 
     def step(
-        self, drop: float = 0.01, base_fee_gwei: float | None = None, wait: float = 0.4
+        self,
+        drop: float = 0.01,
+        base_fee_gwei: float | None = None,
+        wait: float = 0.4,
+        tip_gwei: float = 1,
     ) -> int:
         """One block: every price down by ``drop`` (of the start), mined, then time for the
         keeper to see it and send."""
@@ -107,7 +111,7 @@ class Chain:
                     "gas": 300_000,
                     # Prices land through a base-fee spike too (else the test makes a gap).
                     "maxFeePerGas": 5_000 * 10**9,
-                    "maxPriorityFeePerGas": 10**9,
+                    "maxPriorityFeePerGas": int(tip_gwei * 10**9),
                 }
             )
         b = self.mine(base_fee_gwei)
