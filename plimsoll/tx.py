@@ -371,7 +371,9 @@ class TxSender:
                 str(tx["to"]), tx.get("data", b""), int(tx.get("value", 0)), nonce, 0, fees
             )
             try:
-                full["gas"] = gas or int(self.w3.eth.estimate_gas(full) * 12 // 10)  # type: ignore[arg-type]
+                # Estimated without a gas field (a limit of 0 would be the estimate's allowance).
+                probe = {k: v for k, v in full.items() if k != "gas"}
+                full["gas"] = gas or int(self.w3.eth.estimate_gas(probe) * 12 // 10)  # type: ignore[arg-type]
                 h = self._broadcast(full)
             except Exception:
                 self._release([nonce])
