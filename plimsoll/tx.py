@@ -552,7 +552,10 @@ class TxSender:
                 )
                 for (n, _), f in zip(q, found, strict=True):
                     in_pool = bool(f) and f.get("blockNumber") is None and n >= latest_n
-                    known[n] = known.get(n, False) or in_pool
+                    # Mined, its receipt not served yet (a node under load can show the block
+                    # before its receipts): alive; the next poll reads the receipt.
+                    mined = bool(f) and f.get("blockNumber") is not None and n < latest_n
+                    known[n] = known.get(n, False) or in_pool or mined
             changed = False
             for p in unmined:
                 if known.get(p.nonce):
@@ -567,6 +570,10 @@ class TxSender:
                 changed = True
             for p in list(self.pending.values()):
                 if p in unmined or p.nonce not in known or known[p.nonce]:
+                    continue
+                if p.nonce < latest_n and p.checks < 2:
+                    # Its nonce is mined but neither its receipt nor the transaction is served
+                    # yet (a node under load shows the new head first): one more block.
                     continue
                 # Neither mined (no receipt) nor in the pool: lost, its nonce is free.
                 del self.pending[p.nonce]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -249,3 +250,70 @@ def test_fill_gaps_leaves_a_free_nonce_alone_when_nothing_waits_behind_it(chain:
     assert a is not None and a.outcome is Outcome.LOST
     # Nonce 0 is simply the next one: no filler, the next transaction takes it.
     assert sender.fill_gaps() == [] and sender._nonce() == 0
+
+
+class LaggingNode:
+    """JSON-RPC proxy in front of anvil that, while ``lag`` is set, serves the new head but not
+    yet the receipts nor the transactions (as a node under load can)."""
+
+    def __init__(self, target: str) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import requests
+
+        outer = self
+        self.lag = False
+
+        def answer(req: dict[str, Any]) -> dict[str, Any]:
+            hidden = ("eth_getTransactionReceipt", "eth_getTransactionByHash")
+            if outer.lag and req.get("method") in hidden:
+                return {"jsonrpc": "2.0", "id": req.get("id"), "result": None}
+            return dict(requests.post(target, json=req, timeout=30).json())
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                out = [answer(b) for b in body] if isinstance(body, list) else answer(body)
+                data = json.dumps(out).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_mined_tx_whose_receipt_lags_the_head_is_not_reported_lost(chain: Any) -> None:
+    """make demo's keeper died at start on this: its approval mined (the chain's nonce counted
+    it) but the node served neither its receipt nor the transaction yet; poll called it lost
+    and wait raised. Now it waits: lost only after two blocks without either."""
+    w3, acct = chain
+    node = LaggingNode(w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    try:
+        lw3 = Web3(Web3.HTTPProvider(node.url))
+        sender = TxSender(lw3, acct)
+        p = sender.send({"to": w3.eth.accounts[2], "value": 1}, "approve", gas=21_000)
+        for _ in range(100):  # anvil's automine mines just after the send returns
+            if w3.eth.get_transaction_count(acct.address) == 1:
+                break
+            time.sleep(0.02)
+        assert w3.eth.get_transaction_count(acct.address) == 1
+        node.lag = True
+        assert sender.poll() == [] and p.outcome is Outcome.PENDING
+        node.lag = False
+        assert [q.label for q in sender.poll()] == ["approve"]
+        assert p.outcome is Outcome.SUCCEEDED and sender.lost == 0
+    finally:
+        node.close()
