@@ -130,6 +130,8 @@ class LiquidationKeeper(Sending, OptionsPass):
                     self.inflight[(owner, int(sub))] = p
         self.cooldown: dict[tuple[str, int], int] = {}
         self.on_chain: dict[int, tuple[str, int]] = {}
+        # The call sent for an account in flight ("liquidate", "liquidateCollateral", "writeOff").
+        self.actions: dict[tuple[str, int], str] = {}
         self.consecutive_failures = 0
         self.breaker_open_until = 0.0
         self.breaker_reason: str | None = None
@@ -434,6 +436,8 @@ class LiquidationKeeper(Sending, OptionsPass):
                     self.stats.bad_debt_sent += 1
                 urgent.append((c, g))
         self.metrics.loss_budget_used.set(self.budget.used() / WAD)
+        for c, _ in urgent + ordinary:
+            self.actions[c.key] = c.action.value
         for group, is_urgent in ((urgent, True), (ordinary, False)):
             if group and self.sender is not None:
                 self._send(

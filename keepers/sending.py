@@ -83,6 +83,7 @@ class Sending:
     cooldown: dict[tuple[str, int], int]
     last_block: int
     on_chain: dict[int, tuple[str, int]]
+    actions: dict[tuple[str, int], str]
     consecutive_failures: int
     breaker_open_until: float
     breaker_reason: str | None
@@ -288,6 +289,7 @@ class Sending:
             if key is None:
                 continue
             owner, sub = key
+            action = self.actions.pop(key, "liquidate")
             if p.outcome is Outcome.SUCCEEDED:
                 self._success()
                 self.stats.succeeded += 1
@@ -299,7 +301,10 @@ class Sending:
                 log(
                     logger,
                     logging.INFO,
-                    "liquidated",
+                    {"liquidate": "liquidated", "liquidateCollateral": "collateral bought"}.get(
+                        action, "debt written off"
+                    ),
+                    action=action,
                     owner=owner,
                     sub=sub,
                     tx=p.receipt["transactionHash"].to_0x_hex()

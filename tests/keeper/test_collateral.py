@@ -4,10 +4,12 @@ while the collateral covers the debt."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from eth_account import Account
 
 from plimsoll.units import WAD, token_units, wad
@@ -70,7 +72,10 @@ def test_debt_against_collateral_is_bought_once_equity_falls_below_zero(
     assert keeper.stats.reverted == 0 and keeper.stats.race_lost == 0
 
 
-def test_unsellable_collateral_is_written_off(setup: Setup, tmp_path: Path) -> None:
+def test_unsellable_collateral_is_written_off(
+    setup: Setup, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="plimsoll.liquidator")
     alice = setup.w3.eth.accounts[10]
     debt_against_wbtc(setup, alice)
     keeper = setup.keeper(tmp_path, setup.keeper_key(), "writer")
@@ -92,6 +97,9 @@ def test_unsellable_collateral_is_written_off(setup: Setup, tmp_path: Path) -> N
     assert not events(setup, "CollateralLiquidated", start)
     # Never tried the purchase that cannot succeed.
     assert keeper.stats.race_lost == 0 and keeper.stats.reverted == 0
+    (line,) = [r for r in caplog.records if r.getMessage() == "debt written off"]
+    fields = line.fields  # type: ignore[attr-defined]
+    assert fields["action"] == "writeOff" and fields["owner"] == alice and fields["tx"]
 
 
 def test_keeper_without_cash_writes_off_instead_of_failing_every_block(
