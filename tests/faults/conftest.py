@@ -100,6 +100,7 @@ class Chain:
         base_fee_gwei: float | None = None,
         wait: float = 0.4,
         tip_gwei: float = 1,
+        sync: bool = True,
     ) -> int:
         """One block: every price down by ``drop`` (of the start), mined, then time for the
         keeper to see it and send."""
@@ -116,7 +117,23 @@ class Chain:
             )
         b = self.mine(base_fee_gwei)
         time.sleep(wait)
+        if sync:
+            self.synced(b)
         return b
+
+    def synced(self, block: int, timeout: float = 10.0) -> None:
+        """Waits until every keeper has processed ``block`` (its sends for it are out): on a
+        loaded machine a keeper may need more than ``wait``, and the next block would then be
+        mined before its transactions, a delay of the test's making."""
+        deadline = time.monotonic() + timeout
+        for k in self.keepers:
+            while time.monotonic() < deadline:
+                try:
+                    if int(k.health()[1].get("last_block", -1)) >= block:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.02)
 
     def quiet(self, blocks: int, base_fee_gwei: float | None = None, wait: float = 0.4) -> int:
         b = 0

@@ -84,7 +84,7 @@ def test_node_down_for_20_seconds(chain: Chain) -> None:
         t0 = time.monotonic()
         unhealthy = False
         while time.monotonic() - t0 < 20:
-            chain.outage_blocks.add(chain.step(0.004, wait=1.0))
+            chain.outage_blocks.add(chain.step(0.004, wait=1.0, sync=False))
             unhealthy = unhealthy or k.health()[0] == 503
         proxy.up = True
         back = time.monotonic()
