@@ -41,6 +41,7 @@ class KeeperConfig:
     priority_fee_gwei: float = 1.0
     max_tip_gwei: float = 100.0
     tip_percentile: float = 60.0
+    tip_premium_pct: int = 0
     max_fee_gwei: float = 500.0
     bad_debt_max_fee_gwei: float = 5000.0
     stuck_blocks: int = 1
@@ -79,6 +80,7 @@ HELP: dict[str, str] = {
     "priority_fee_gwei": "floor of the tip [gwei]",
     "max_tip_gwei": "ceiling of the tip [gwei]",
     "tip_percentile": "eth_feeHistory percentile the tip follows",
+    "tip_premium_pct": "bid this much over that percentile [%] (the keeper's own txs move it)",
     "max_fee_gwei": "fee cap of ordinary liquidations [gwei]",
     "bad_debt_max_fee_gwei": "fee cap of liquidations of accounts underwater or about to be [gwei]",
     "stuck_blocks": "blocks a mineable tx may wait before it is replaced",

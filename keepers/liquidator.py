@@ -39,7 +39,7 @@ import requests
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from keepers.candidates import Candidate, build_candidates
+from keepers.candidates import Action, Candidate, build_candidates
 from keepers.config import KeeperConfig, build_config
 from keepers.ops import (
     ConfigError,
@@ -104,6 +104,7 @@ class LiquidationKeeper(Sending, OptionsPass):
             max_fee_cap=int(cfg.max_fee_gwei * GWEI),
             max_tip=int(cfg.max_tip_gwei * GWEI),
             tip_percentile=cfg.tip_percentile,
+            tip_premium_pct=cfg.tip_premium_pct,
         )
         self.sender: TxSender | None = None
         if account is not None and not cfg.dry_run:
@@ -129,6 +130,8 @@ class LiquidationKeeper(Sending, OptionsPass):
                     self.inflight[(owner, int(sub))] = p
         self.cooldown: dict[tuple[str, int], int] = {}
         self.on_chain: dict[int, tuple[str, int]] = {}
+        # The call sent for an account in flight ("liquidate", "liquidateCollateral", "writeOff").
+        self.actions: dict[tuple[str, int], str] = {}
         self.consecutive_failures = 0
         self.breaker_open_until = 0.0
         self.breaker_reason: str | None = None
@@ -154,6 +157,7 @@ class LiquidationKeeper(Sending, OptionsPass):
         liq = self.client.core.functions.liquidationConfig().call()
         self.lc = LiquidationParams.from_chain(liq)
         self._approved = False
+        self.cash_decimals = int(self.client.cash.functions.decimals().call())
         if self.sender is not None and cfg.collateral_liquidation:
             self._approve_cash()  # once, before the first block: buying collateral pays cash
 
@@ -342,25 +346,46 @@ class LiquidationKeeper(Sending, OptionsPass):
             block,
             self.inflight,
             self.cooldown,
-            self.cfg.collateral_liquidation and self.account is not None,
+            self._approved,
+            self.lc.collateral_bonus,
+            self.cash_decimals,
         )
         if not cands:
             return
-        gas = self._confirm([(c.key, c.calldata) for c in cands], block)
+        # One batch: each call, and writeOff for each collateral purchase (its fallback).
+        est = self._estimate(
+            [c.calldata for c in cands] + [c.fallback for c in cands if c.fallback is not None]
+        )
+        fallbacks = iter(est[len(cands) :])
+        confirmed: list[tuple[Candidate, int]] = []
+        for c, (g, err) in zip(cands, est[: len(cands)], strict=True):
+            fb = next(fallbacks) if c.fallback is not None else None
+            if g is None and fb is not None and fb[0] is not None:
+                log(
+                    logger,
+                    logging.INFO,
+                    "collateral purchase would fail: writing off instead",
+                    owner=c.key[0],
+                    sub=c.key[1],
+                    error=err,
+                )
+                c, g = c.as_write_off(), fb[0]
+            if g is None:
+                self._not_now(c.key[0], c.key[1], block, err)
+                continue
+            confirmed.append((c, g))
         price = self.gas_price_wei()
         token = self.gas_token_price()
         core = self.client.core.address
         ordinary: list[tuple[Candidate, int]] = []
         urgent: list[tuple[Candidate, int]] = []
-        for c, g in zip(cands, gas, strict=True):
-            if g is None:
-                continue
+        for c, g in confirmed:
             owner, sub = c.key
             gas_usd = gas_cost_usd(g, price, token)
-            reward = expected_reward(c.equity, c.mm, c.notional, self.lc, list(c.legs))
-            if not c.has_positions:  # collateral purchase: the bonus pays, no reward rule
-                ordinary.append((c, g))
-                continue
+            if c.action is Action.LIQUIDATE:
+                reward = expected_reward(c.equity, c.mm, c.notional, self.lc, list(c.legs))
+            else:  # the collateral bonus pays a purchase; a write-off pays nothing
+                reward = c.bonus
             d = decide(
                 reward,
                 gas_usd,
@@ -393,6 +418,7 @@ class LiquidationKeeper(Sending, OptionsPass):
                     logger,
                     logging.INFO,
                     "dry-run: would liquidate",
+                    action=c.action.value,
                     owner=owner,
                     sub=sub,
                     equity=c.equity / WAD,
@@ -410,6 +436,8 @@ class LiquidationKeeper(Sending, OptionsPass):
                     self.stats.bad_debt_sent += 1
                 urgent.append((c, g))
         self.metrics.loss_budget_used.set(self.budget.used() / WAD)
+        for c, _ in urgent + ordinary:
+            self.actions[c.key] = c.action.value
         for group, is_urgent in ((urgent, True), (ordinary, False)):
             if group and self.sender is not None:
                 self._send(

@@ -6,6 +6,14 @@ An account entering that zone gets one notice per episode: a JSON line (stdout o
 file, appended) and, with ``--webhook``, an HTTP POST of the same JSON. The episode ends when
 the account leaves the zone (back above IM, liquidatable, or closed); entering again starts a
 new one. Open episodes are saved (``--episodes``) so that a restart does not notify twice.
+Notices name markets by symbol (``liquidation_prices: {"ETH-PERP": ...}``) and carry an ``id``
+(owner:sub:block).
+
+A notice is never lost: it enters a durable outbox (SQLite, ``--outbox``) before its episode is
+saved, and leaves it only when the webhook answers 2xx. A failed POST (refused, timed out, any
+non-2xx answer) is retried from a delivery thread after ``retry_base`` x 2^(attempts - 1)
+seconds, at most ``retry_max`` apart, for as long as it takes, across restarts (delivery is at
+least once: receivers drop repeats by ``id``). Block processing never waits for the webhook.
 
     python -m keepers.notifier --rpc URL --deployment deployments/local.json [--out FILE]
         [--webhook URL] [--port 9101]
@@ -16,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sqlite3
 import sys
 import threading
 import time
@@ -59,11 +68,77 @@ class NotifierConfig:
     out: Path | None = None  # None: stdout
     webhook: str | None = None
     webhook_timeout: float = 5.0
+    outbox: Path = Path(".state/notifier-outbox.sqlite")
+    retry_base: float = 1.0  # [s] first retry delay of a failed webhook
+    retry_max: float = 300.0  # [s] longest retry delay
     port: int | None = None
     poll_interval: float = 0.2
     health_max_age: float = 30.0
     max_catch_up: int = 32  # [blocks] most blocks processed per loop when behind
     stop_after_seconds: float | None = None
+
+
+class Outbox:
+    """Notices waiting for the webhook, durable in SQLite (safe from two threads)."""
+
+    def __init__(self, path: Path, base: float, max_delay: float) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.base, self.max_delay = base, max_delay
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False)
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, body TEXT NOT NULL, "
+                "attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, last_error TEXT, "
+                "created REAL NOT NULL)"
+            )
+            self._db.commit()
+        except sqlite3.Error as e:
+            raise ConfigError(f"cannot open outbox {path}: {e}") from e
+
+    def add(self, nid: str, body: str, now: float) -> None:
+        """Queues a notice (committed before this returns); one already queued stays once."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO outbox (id, body, next_at, created) VALUES (?, ?, ?, ?)",
+                (nid, body, now, now),
+            )
+            self._db.commit()
+
+    def due(self, now: float) -> list[tuple[str, str, int]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, body, attempts FROM outbox WHERE next_at <= ? ORDER BY created",
+                (now,),
+            ).fetchall()
+        return [(str(a), str(b), int(c)) for a, b, c in rows]
+
+    def delivered(self, nid: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM outbox WHERE id = ?", (nid,))
+            self._db.commit()
+
+    def failed(self, nid: str, attempts: int, error: str, now: float) -> float:
+        """Records a failed attempt (``attempts`` so far, this one included); returns the delay
+        before the next one."""
+        delay = float(min(self.base * 2 ** (attempts - 1), self.max_delay))
+        with self._lock:
+            self._db.execute(
+                "UPDATE outbox SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?",
+                (attempts, now + delay, error[:300], nid),
+            )
+            self._db.commit()
+        return delay
+
+    def pending(self) -> tuple[int, float | None]:
+        """(notices waiting, time the oldest was queued)."""
+        with self._lock:
+            n, oldest = self._db.execute("SELECT COUNT(*), MIN(created) FROM outbox").fetchone()
+        return int(n), None if oldest is None else float(oldest)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
 
 class MarginCallNotifier:
@@ -75,6 +150,7 @@ class MarginCallNotifier:
         self.metrics = KeeperMetrics()
         client = PlimsollClient.from_file(w3, cfg.deployment)
         self.core = client.core
+        self.symbols = {int(m["id"]): str(m["name"]) for m in client.markets}
         dep = client.deployment
         lens = dep["contracts"].get("PlimsollLens")
         if not lens:
@@ -89,7 +165,10 @@ class MarginCallNotifier:
         self.out = out
         self.open: set[tuple[str, int]] = self._load_episodes()
         self.notices: list[MarginCallNotice] = []
+        self.outbox = Outbox(cfg.outbox, cfg.retry_base, cfg.retry_max) if cfg.webhook else None
         self.webhook_failures = 0
+        self.webhook_delivered = 0
+        self.clock = time.time  # wall clock: retry times survive a restart
         self.rpc_errors = 0
         self.last_block = -1
         self.last_progress = time.monotonic()
@@ -115,16 +194,75 @@ class MarginCallNotifier:
 
     def health(self) -> dict[str, Any]:
         age = time.monotonic() - self.last_progress
+        waiting, oldest = self.outbox.pending() if self.outbox else (0, None)
         return {
             "ok": age < self.cfg.health_max_age,
             "last_block": self.last_block,
             "open_episodes": len(self.open),
             "notices": len(self.notices),
+            "outbox_pending": waiting,
+            "outbox_oldest_age_s": None if oldest is None else round(self.clock() - oldest, 1),
         }
+
+    # ------------------------------------------------------------------ webhook delivery
+
+    def deliver_due(self) -> int:
+        """POSTs every outbox notice whose retry time has come; returns how many were
+        delivered. A failure is logged and rescheduled with back-off, never dropped."""
+        if self.outbox is None or not self.cfg.webhook:
+            return 0
+        done = 0
+        for nid, body, attempts in self.outbox.due(self.clock()):
+            try:
+                r = requests.post(
+                    self.cfg.webhook,
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    timeout=self.cfg.webhook_timeout,
+                )
+                r.raise_for_status()
+            except requests.RequestException as e:
+                self.webhook_failures += 1
+                self.metrics.webhook_failures.inc()
+                delay = self.outbox.failed(nid, attempts + 1, str(e), self.clock())
+                log(
+                    logger,
+                    logging.WARNING,
+                    "webhook failed, will retry",
+                    id=nid,
+                    attempts=attempts + 1,
+                    retry_in_s=delay,
+                    error=str(e)[:300],
+                )
+                continue
+            self.outbox.delivered(nid)
+            self.webhook_delivered += 1
+            done += 1
+            log(logger, logging.INFO, "webhook delivered", id=nid, attempts=attempts + 1)
+        self.metrics.outbox_pending.set(self.outbox.pending()[0])
+        return done
+
+    def _delivery_loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.deliver_due()
+            except Exception as e:  # noqa: BLE001 - the outbox keeps the notice; carry on
+                log(logger, logging.WARNING, "webhook delivery error", error=str(e)[:300])
+            stop.wait(0.2)
 
     def run(self, stop: threading.Event) -> None:
         backoff = 0.5
         started = time.monotonic()
+        delivery_stop = threading.Event()
+        delivery = threading.Thread(target=self._delivery_loop, args=(delivery_stop,), daemon=True)
+        delivery.start()
+        try:
+            self._loop(stop, started, backoff)
+        finally:
+            delivery_stop.set()
+            delivery.join(timeout=self.cfg.webhook_timeout + 5)
+
+    def _loop(self, stop: threading.Event, started: float, backoff: float) -> None:
         while not stop.is_set():
             if (
                 self.cfg.stop_after_seconds
@@ -175,7 +313,9 @@ class MarginCallNotifier:
             fresh = now_in - self.open
             if fresh:
                 emitted = [
-                    n for n in margin_calls(state, result) if (n.owner, n.subaccount) in fresh
+                    n
+                    for n in margin_calls(state, result, self.symbols)
+                    if (n.owner, n.subaccount) in fresh
                 ]
                 for n in emitted:
                     self._emit(n)
@@ -229,16 +369,9 @@ class MarginCallNotifier:
             print(line, flush=True)
         self.notices.append(n)
         self.metrics.notices.inc()
-        if self.cfg.webhook:
-            threading.Thread(target=self._post, args=(n.to_json(),), daemon=True).start()
-
-    def _post(self, body: dict[str, Any]) -> None:
-        try:
-            r = requests.post(self.cfg.webhook or "", json=body, timeout=self.cfg.webhook_timeout)
-            r.raise_for_status()
-        except requests.RequestException as e:
-            self.webhook_failures += 1
-            log(logger, logging.WARNING, "webhook failed", error=str(e)[:300])
+        if self.outbox is not None:  # committed before the episode is saved
+            self.outbox.add(n.id, line, self.clock())
+            self.metrics.outbox_pending.set(self.outbox.pending()[0])
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -246,6 +379,8 @@ class MarginCallNotifier:
             "notices": len(self.notices),
             "open_episodes": len(self.open),
             "webhook_failures": self.webhook_failures,
+            "webhook_delivered": self.webhook_delivered,
+            "outbox_pending": self.outbox.pending()[0] if self.outbox else 0,
             "rpc_errors": self.rpc_errors,
         }
 
@@ -261,6 +396,9 @@ def build_config(argv: list[str]) -> NotifierConfig:
     ap.add_argument("--episodes", type=Path)
     ap.add_argument("--out", type=Path, help="append notices (JSON lines) here; default stdout")
     ap.add_argument("--webhook", help="POST every notice as JSON to this URL")
+    ap.add_argument("--outbox", type=Path, help="SQLite outbox of notices not yet delivered")
+    ap.add_argument("--retry-base", type=float, help="first retry delay of a failed webhook [s]")
+    ap.add_argument("--retry-max", type=float, help="longest retry delay [s]")
     ap.add_argument("--port", type=int, help="metrics + health port (0 = any free port)")
     ap.add_argument("--poll-interval", type=float)
     ap.add_argument("--stop-after-seconds", type=float)
@@ -268,7 +406,9 @@ def build_config(argv: list[str]) -> NotifierConfig:
     args = ap.parse_args(argv)
     setup_logging(args.log_level)
     merged = merge_config(
-        args, NotifierConfig.__dataclass_fields__, ("deployment", "db", "episodes", "out")
+        args,
+        NotifierConfig.__dataclass_fields__,
+        ("deployment", "db", "episodes", "out", "outbox"),
     )
     return NotifierConfig(**merged)
 

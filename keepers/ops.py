@@ -162,7 +162,14 @@ class KeeperMetrics:
         self.rpc_errors = Counter("plimsoll_rpc_errors", "RPC failures", registry=r)
         self.margin_calls = Gauge("plimsoll_accounts_margin_call", "MM <= equity < IM", registry=r)
         self.notices = Counter("plimsoll_margin_call_notices", "Notices emitted", registry=r)
+        self.webhook_failures = Counter(
+            "plimsoll_webhook_failures", "Failed webhook POSTs (retried)", registry=r
+        )
+        self.outbox_pending = Gauge(
+            "plimsoll_outbox_pending", "Notices not yet delivered to the webhook", registry=r
+        )
         self.vol_updates = Counter("plimsoll_vol_scalar_updates", "Scalars posted", registry=r)
+        self.pokes = Counter("plimsoll_oracle_pokes", "Pokes sent: a grade changed", registry=r)
         self.on_chain = Gauge(
             "plimsoll_liquidations_on_chain", "This keeper's liquidations on chain now", registry=r
         )

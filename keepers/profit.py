@@ -8,8 +8,8 @@ one place with its tests:
   :func:`closed_notional` what it closes (``_closePositions``);
 - :func:`gas_cost_usd` prices a liquidation's gas from the chain's estimate, the fee market and
   the gas token's oracle price;
-- :func:`decide` chooses: send for profit, send to protect the protocol (waiting would cost it
-  more than the gas), or skip;
+- :func:`decide` chooses: send for profit, send at a loss to protect the protocol (waiting
+  risks bad debt), or skip;
 - :class:`LossBudget` is the operator's own limit on gas spent at a loss per hour.
 """
 
@@ -105,7 +105,7 @@ def gas_cost_usd(gas: int, gas_price_wei: int, gas_token_price: int) -> int:
 
 class Decision(Enum):
     PROFIT = "profit"  # the reward pays for the gas (and the operator's minimum profit)
-    PROTECT = "protect"  # a loss for the keeper, less than what waiting would cost the protocol
+    PROTECT = "protect"  # a loss for the keeper: waiting risks bad debt
     BAD_DEBT = "bad_debt"  # equity already below zero: clear it now
     SKIP = "skip"
 
@@ -122,15 +122,20 @@ def decide(
     """Send or not (all wad USD).
 
     Underwater accounts are always cleared. Otherwise a liquidation is sent when it pays
-    (``reward - gas >= min_profit``) or when the keeper's loss is smaller than what waiting may
-    cost the protocol (:func:`waiting_cost_usd`): an account near zero equity is about to
-    become bad debt, and a gas spike must not keep it open."""
+    (``reward - gas >= min_profit``), or at a loss when waiting risks bad debt: a further move
+    of ``guard_move`` of the notional would leave the account underwater
+    (:func:`waiting_cost_usd` > 0). The keeper's loss is then not weighed against the size of
+    that bad debt: the deficit of an open position grows with every further move and a gas
+    spike must not turn a solvent account into bad debt. (A rule that sent only when the
+    deficit after the guard move exceeded the keeper's loss skipped every small account in an
+    800-gwei spike until it was underwater.) The operator's limit on such losses is the
+    per-hour :class:`LossBudget`, applied by the caller."""
     if equity < 0:
         return Decision.BAD_DEBT
     net = reward - gas_usd
     if net >= min_profit:
         return Decision.PROFIT
-    if waiting_cost_usd(equity, notional, guard_move) >= -net:
+    if waiting_cost_usd(equity, notional, guard_move) > 0:
         return Decision.PROTECT
     return Decision.SKIP
 

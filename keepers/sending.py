@@ -83,6 +83,7 @@ class Sending:
     cooldown: dict[tuple[str, int], int]
     last_block: int
     on_chain: dict[int, tuple[str, int]]
+    actions: dict[tuple[str, int], str]
     consecutive_failures: int
     breaker_open_until: float
     breaker_reason: str | None
@@ -132,42 +133,57 @@ class Sending:
 
     # ------------------------------------------------------------------ confirm
 
-    def _confirm(self, cands: list[tuple[tuple[str, int], str]], block: int) -> list[int | None]:
-        """One batch of ``eth_estimateGas`` at the latest block: the gas of each liquidation
-        where it succeeds now, None where it fails (counted as a lost race, cooled down)."""
+    def _estimate(self, calls: list[str]) -> list[tuple[int | None, str | None]]:
+        """One batch of ``eth_estimateGas`` at the latest block of calls to the core (calldata):
+        (gas, None) where the call succeeds now, (None, decoded error name) where it fails."""
         core = self.client.core
         me = self.account.address if self.account is not None else core.address
         provider: Any = self.w3.provider
         answers = provider.make_batch_request(
             [
                 ("eth_estimateGas", [{"from": me, "to": core.address, "data": data}, "latest"])
-                for _, data in cands
+                for data in calls
             ]
         )
         if not isinstance(answers, list):
             raise PlimsollError(f"batch eth_estimateGas failed: {answers!r:.200}")
-        out: list[int | None] = []
-        for ((owner, sub), _), ans in zip(cands, answers, strict=True):
+        out: list[tuple[int | None, str | None]] = []
+        for ans in answers:
             if isinstance(ans, dict) and ans.get("error") is None and ans.get("result"):
-                out.append(int(ans["result"], 16))
+                out.append((int(ans["result"], 16), None))
                 continue
-            out.append(None)
             err = ans.get("error", {}) if isinstance(ans, dict) else {}
             name = self.client.decoder.decode(
                 err.get("data") if isinstance(err, dict) else None
             ).name
-            self.stats.race_lost += 1
-            self.metrics.race_lost.inc()
-            self.cooldown[(owner, sub)] = block
-            log(
-                logger,
-                logging.INFO,
-                "skip: not liquidatable at latest",
-                owner=owner,
-                sub=sub,
-                error=name,
-            )
+            out.append((None, name))
         return out
+
+    def _confirm(self, cands: list[tuple[tuple[str, int], str]], block: int) -> list[int | None]:
+        """One batch of ``eth_estimateGas`` at the latest block: the gas of each liquidation
+        where it succeeds now, None where it fails (counted as a lost race, cooled down)."""
+        out: list[int | None] = []
+        for ((owner, sub), _), (gas, name) in zip(
+            cands, self._estimate([data for _, data in cands]), strict=True
+        ):
+            out.append(gas)
+            if gas is None:
+                self._not_now(owner, sub, block, name)
+        return out
+
+    def _not_now(self, owner: str, sub: int, block: int, error: str | None) -> None:
+        """A call that would fail at the latest block: counted as a lost race, cooled down."""
+        self.stats.race_lost += 1
+        self.metrics.race_lost.inc()
+        self.cooldown[(owner, sub)] = block
+        log(
+            logger,
+            logging.INFO,
+            "skip: not liquidatable at latest",
+            owner=owner,
+            sub=sub,
+            error=error,
+        )
 
     # ------------------------------------------------------------------ send
 
@@ -273,6 +289,7 @@ class Sending:
             if key is None:
                 continue
             owner, sub = key
+            action = self.actions.pop(key, "liquidate")
             if p.outcome is Outcome.SUCCEEDED:
                 self._success()
                 self.stats.succeeded += 1
@@ -284,7 +301,10 @@ class Sending:
                 log(
                     logger,
                     logging.INFO,
-                    "liquidated",
+                    {"liquidate": "liquidated", "liquidateCollateral": "collateral bought"}.get(
+                        action, "debt written off"
+                    ),
+                    action=action,
                     owner=owner,
                     sub=sub,
                     tx=p.receipt["transactionHash"].to_0x_hex()

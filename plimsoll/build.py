@@ -135,9 +135,21 @@ DELEGATES = {"Plimsoll": ("PlimsollConfigurator", "PlimsollPeriphery")}
 #: decodable from the ABI the SDK ships (cast and explorers take the same file).
 ERRORS_FROM = {
     "Plimsoll": ("OracleRouter", "OptionsMarket"),
-    "LiquidityPool": ("Plimsoll", "PlimsollConfigurator", "PlimsollPeriphery", "OracleRouter", "OptionsMarket"),
+    "LiquidityPool": (
+        "Plimsoll",
+        "PlimsollConfigurator",
+        "PlimsollPeriphery",
+        "OracleRouter",
+        "OptionsMarket",
+    ),
     "OptionsMarket": ("Plimsoll", "PlimsollConfigurator", "PlimsollPeriphery", "OracleRouter"),
-    "PlimsollLens": ("Plimsoll", "PlimsollConfigurator", "PlimsollPeriphery", "OracleRouter", "OptionsMarket"),
+    "PlimsollLens": (
+        "Plimsoll",
+        "PlimsollConfigurator",
+        "PlimsollPeriphery",
+        "OracleRouter",
+        "OptionsMarket",
+    ),
 }
 
 
@@ -173,8 +185,12 @@ def _load(data: dict[str, Any]) -> dict[str, Artifact]:
     for name, callees in ERRORS_FROM.items():
         if name in arts:
             a = arts[name]
-            errors = [[e for e in arts[c].abi if e.get("type") == "error"] for c in callees if c in arts]
-            arts[name] = Artifact(a.name, a.source, merged_abi(a.abi, *errors), a.bytecode, a.deployed_size)
+            errors = [
+                [e for e in arts[c].abi if e.get("type") == "error"] for c in callees if c in arts
+            ]
+            arts[name] = Artifact(
+                a.name, a.source, merged_abi(a.abi, *errors), a.bytecode, a.deployed_size
+            )
     return arts
 
 

@@ -1276,7 +1276,8 @@ class PlimsollClient:
             raise DeploymentError("deployment has no PlimsollLens address")
         reader = StateReader(self.w3, self.core.address, lens)
         state = reader.read([(Web3.to_checksum_address(owner), sub)], block)
-        notices = margin_calls(state, compute_margin(state))
+        symbols = {int(m["id"]): str(m["name"]) for m in self.markets}
+        notices = margin_calls(state, compute_margin(state), symbols)
         return notices[0] if notices else None
 
     def decode_events(self, receipt: TxReceipt) -> list[Event]:

@@ -279,8 +279,12 @@ def deploy_core(
     checks that the next one down serves the same cash token and oracle) and returns the core
     with the merged ABI of all three."""
     periphery = _deploy(w3, arts["PlimsollPeriphery"], sender, cash, oracle)
-    configurator = _deploy(w3, arts["PlimsollConfigurator"], sender, cash, oracle, periphery.address)
-    return _deploy(w3, arts["Plimsoll"], sender, cash, oracle, admin, guardian, configurator.address)
+    configurator = _deploy(
+        w3, arts["PlimsollConfigurator"], sender, cash, oracle, periphery.address
+    )
+    return _deploy(
+        w3, arts["Plimsoll"], sender, cash, oracle, admin, guardian, configurator.address
+    )
 
 
 def deploy_local(

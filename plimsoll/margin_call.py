@@ -20,7 +20,7 @@ contract decides. Liquidation prices are each market's price x (1 + x).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,13 @@ class MarginCallNotice:
     maintenance_margin: int
     move_to_liquidation: float | None  # uniform relative price move, e.g. -0.07 = a 7% fall
     liquidation_prices: dict[int, float]  # market id -> price [USD] after that move
+    symbols: dict[int, str] = field(default_factory=dict)  # market id -> symbol ("ETH-PERP")
+
+    @property
+    def id(self) -> str:
+        """Stable id of this notice (one per account and block): receivers of at-least-once
+        deliveries (a retried webhook) drop repeats by it."""
+        return f"{self.owner}:{self.subaccount}:{self.block}"
 
     @property
     def shortfall(self) -> int:
@@ -54,6 +61,7 @@ class MarginCallNotice:
     def to_json(self) -> dict[str, Any]:
         return {
             "event": "margin_call",
+            "id": self.id,
             "owner": self.owner,
             "subaccount": self.subaccount,
             "block": self.block,
@@ -65,7 +73,10 @@ class MarginCallNotice:
             "move_to_liquidation": (
                 None if self.move_to_liquidation is None else round(self.move_to_liquidation, 6)
             ),
-            "liquidation_prices": {str(k): round(v, 6) for k, v in self.liquidation_prices.items()},
+            # By market symbol (the id where the deployment names none).
+            "liquidation_prices": {
+                self.symbols.get(k, str(k)): round(v, 6) for k, v in self.liquidation_prices.items()
+            },
         }
 
 
@@ -134,8 +145,11 @@ def liquidation_moves(
     return np.asarray(x, dtype=np.float64)
 
 
-def margin_calls(state: MarginState, result: MarginResult) -> list[MarginCallNotice]:
-    """A notice for every account of ``state`` in the margin-call zone, in snapshot order.
+def margin_calls(
+    state: MarginState, result: MarginResult, symbols: dict[int, str] | None = None
+) -> list[MarginCallNotice]:
+    """A notice for every account of ``state`` in the margin-call zone, in snapshot order;
+    ``symbols`` (market id -> symbol) names the markets in the notices.
 
     Accounts holding options (``state.flags``) get no price move: their value is not linear
     in the price (``move_to_liquidation`` None)."""
@@ -166,6 +180,7 @@ def margin_calls(state: MarginState, result: MarginResult) -> list[MarginCallNot
                 maintenance_margin=int(result.mm[r]),
                 move_to_liquidation=move,
                 liquidation_prices=liq,
+                symbols={m: symbols[m] for m in liq if m in symbols} if symbols else {},
             )
         )
     return out

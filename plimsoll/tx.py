@@ -401,7 +401,9 @@ class TxSender:
                 str(tx["to"]), tx.get("data", b""), int(tx.get("value", 0)), nonce, 0, fees
             )
             try:
-                full["gas"] = gas or int(self.w3.eth.estimate_gas(full) * 12 // 10)  # type: ignore[arg-type]
+                # Estimated without a gas field (a limit of 0 would be the estimate's allowance).
+                probe = {k: v for k, v in full.items() if k != "gas"}
+                full["gas"] = gas or int(self.w3.eth.estimate_gas(probe) * 12 // 10)  # type: ignore[arg-type]
                 h = self._broadcast(full)
             except Exception:
                 self._release([nonce])
@@ -580,7 +582,10 @@ class TxSender:
                 )
                 for (n, _), f in zip(q, found, strict=True):
                     in_pool = bool(f) and f.get("blockNumber") is None and n >= latest_n
-                    known[n] = known.get(n, False) or in_pool
+                    # Mined, its receipt not served yet (a node under load can show the block
+                    # before its receipts): alive; the next poll reads the receipt.
+                    mined = bool(f) and f.get("blockNumber") is not None and n < latest_n
+                    known[n] = known.get(n, False) or in_pool or mined
             changed = False
             for p in unmined:
                 if known.get(p.nonce):
@@ -595,6 +600,10 @@ class TxSender:
                 changed = True
             for p in list(self.pending.values()):
                 if p in unmined or p.nonce not in known or known[p.nonce]:
+                    continue
+                if p.nonce < latest_n and p.checks < 2:
+                    # Its nonce is mined but neither its receipt nor the transaction is served
+                    # yet (a node under load shows the new head first): one more block.
                     continue
                 # Neither mined (no receipt) nor in the pool: lost, its nonce is free.
                 del self.pending[p.nonce]

@@ -128,7 +128,8 @@ def _max_account_gas() -> int:
     from plimsoll.deploy import AssetSpec, BreakerSpec, MarketSpec
 
     assets = [
-        AssetSpec(f"C{i}", 18, 100 + i, wad("0.8"), token_units(10**9, 18)) for i in range(MAX_ASSETS)
+        AssetSpec(f"C{i}", 18, 100 + i, wad("0.8"), token_units(10**9, 18))
+        for i in range(MAX_ASSETS)
     ]
     markets = [MarketSpec(f"M{m}-PERP", 1 + m) for m in range(MAX_MARKETS)]
     prices: dict[int, float | int] = {1 + m: 1_000 for m in range(MAX_MARKETS)}
@@ -139,7 +140,7 @@ def _max_account_gas() -> int:
             w3, assets=assets, markets=markets, prices=prices, breaker=breaker, options=False
         )
         core = dep.core
-        trader, keeper = str(w3.eth.accounts[1]), str(w3.eth.accounts[2])
+        trader, keeper = (str(a) for a in list(w3.eth.accounts)[1:3])
         clock = Clock(dep)
         clock.fund(trader, 0, token_units(10_000, 6))
         clock.send(core.functions.deposit(0, 0, token_units(10_000, 6)), trader)

@@ -95,7 +95,12 @@ class Chain:
         return int(self.w3.eth.block_number)
 
     def step(
-        self, drop: float = 0.01, base_fee_gwei: float | None = None, wait: float = 0.4
+        self,
+        drop: float = 0.01,
+        base_fee_gwei: float | None = None,
+        wait: float = 0.4,
+        tip_gwei: float = 1,
+        sync: bool = True,
     ) -> int:
         """One block: every price down by ``drop`` (of the start), mined, then time for the
         keeper to see it and send."""
@@ -107,12 +112,28 @@ class Chain:
                     "gas": 300_000,
                     # Prices land through a base-fee spike too (else the test makes a gap).
                     "maxFeePerGas": 5_000 * 10**9,
-                    "maxPriorityFeePerGas": 10**9,
+                    "maxPriorityFeePerGas": int(tip_gwei * 10**9),
                 }
             )
         b = self.mine(base_fee_gwei)
         time.sleep(wait)
+        if sync:
+            self.synced(b)
         return b
+
+    def synced(self, block: int, timeout: float = 10.0) -> None:
+        """Waits until every keeper has processed ``block`` (its sends for it are out): on a
+        loaded machine a keeper may need more than ``wait``, and the next block would then be
+        mined before its transactions, a delay of the test's making."""
+        deadline = time.monotonic() + timeout
+        for k in self.keepers:
+            while time.monotonic() < deadline:
+                try:
+                    if int(k.health()[1].get("last_block", -1)) >= block:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.02)
 
     def quiet(self, blocks: int, base_fee_gwei: float | None = None, wait: float = 0.4) -> int:
         b = 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from web3 import Web3
 
 from tests.faults.conftest import Chain, KeeperProc, assert_sound, rpc
 from tests.keeper.test_liquidator import FlakyProxy
@@ -83,7 +84,7 @@ def test_node_down_for_20_seconds(chain: Chain) -> None:
         t0 = time.monotonic()
         unhealthy = False
         while time.monotonic() - t0 < 20:
-            chain.outage_blocks.add(chain.step(0.004, wait=1.0))
+            chain.outage_blocks.add(chain.step(0.004, wait=1.0, sync=False))
             unhealthy = unhealthy or k.health()[0] == 503
         proxy.up = True
         back = time.monotonic()
@@ -101,31 +102,93 @@ def test_node_down_for_20_seconds(chain: Chain) -> None:
     assert recovery < 3.0
 
 
-@pytest.mark.parametrize("gwei", [200])
+@pytest.mark.parametrize("gwei", [200, 800])
 def test_base_fee_spike(chain: Chain, gwei: int) -> None:
     chain.keeper("spike")
     for i in range(STEPS):
         chain.step(DROP, base_fee_gwei=gwei if 4 <= i < 16 else None)
     summaries, metrics = finish(chain)
     fig = assert_sound(chain, f"base_fee_{gwei}", summaries, metrics)
-    # No account solvent when it became liquidatable ends as bad debt because it was skipped.
+    # No account solvent when it became liquidatable ends as bad debt because it was skipped:
+    # every liquidation costs more gas than it pays here (at 800 gwei about 150 USD of loss
+    # each), and with the loss budget not binding none is skipped. (The rule that weighed the
+    # keeper's loss against the bad debt a guard move would leave: at 800 gwei 16 skips, p99 4
+    # blocks, 121 USD of bad debt from accounts solvent when they became liquidatable.)
     assert fig["bad_debt"]["solvent_when_liquidatable"] == 0, fig
+    assert summaries[0]["unprofitable"] == 0 and summaries[0]["budget_skipped"] == 0
+
+
+BURNER = "0x00000000000000000000000000000000000b0b0b"
+
+
+def test_blocks_filled_by_a_higher_bidder(chain: Chain) -> None:
+    """For 8 blocks a bidder keeps the pool full of transactions tipping 20 gwei that burn
+    their whole gas limit (an endless loop), enough to fill every 2M-gas block; the prices
+    still land (tipped 200 gwei). The keeper must follow the market's tip and outbid."""
+    k = chain.keeper("outbid")
+    w3 = chain.w3
+    rpc(w3, "anvil_setCode", [BURNER, "0x5b600056"])  # JUMPDEST PUSH1 0 JUMP: burns all gas
+    bidder = w3.eth.accounts[1]
+    limit = int(w3.eth.get_block("latest")["gasLimit"])
+    fault_blocks: list[int] = []
+    for i in range(STEPS):
+        if i == 5:
+            rpc(w3, "evm_setBlockGasLimit", [hex(2_000_000)])
+        if 5 <= i < 13:
+            pool = rpc(w3, "txpool_status", [])
+            base = int(w3.eth.get_block("latest")["baseFeePerGas"])
+            for _ in range(max(0, 12 - int(pool["pending"], 16))):
+                w3.eth.send_transaction(
+                    {
+                        "from": bidder,
+                        "to": Web3.to_checksum_address(BURNER),
+                        "gas": 200_000,
+                        # As a wallet prices it: 2 x base fee (0 on this chain) + tip. (anvil
+                        # orders its pool by max fee, not by effective tip as builders do.)
+                        "maxFeePerGas": 2 * base + 20 * 10**9,
+                        "maxPriorityFeePerGas": 20 * 10**9,
+                    }
+                )
+        if i == 13:
+            rpc(w3, "evm_setBlockGasLimit", [hex(limit)])
+        b = chain.step(DROP, tip_gwei=200 if 5 <= i < 13 else 1)
+        if 5 <= i < 13:
+            fault_blocks.append(b)
+    summaries, metrics = finish(chain)
+    assert_sound(chain, "outbid_full_blocks", summaries, metrics)
+    # What the keeper got into the filled blocks, it got by following the market's tip up to
+    # the bidder's. (With --tip-premium-pct 10 its tips climbed 22, 24.2, 26.6, 29.3 gwei: its
+    # own transactions set the percentile it then outbid; the default premium is 0.)
+    tips = [
+        int(t["maxPriorityFeePerGas"])
+        for b in fault_blocks
+        for t in w3.eth.get_block(b, full_transactions=True)["transactions"]
+        if t["from"] == k.address
+    ]
+    print(f"FAULT outbid: keeper txs in filled blocks {len(tips)}, tips {sorted(set(tips))}")
+    assert tips and min(tips) >= 20 * 10**9
 
 
 def test_dropped_transactions_are_rebuilt(chain: Chain) -> None:
+    """For 4 blocks every liquidation the keeper sends is dropped from the pool right before the
+    block is mined, each account's once: the keeper sees it lost at the next block and sends it
+    again from the current state, so the account waits 2 blocks. (Dropping the same account's
+    rebuilt transaction again, as the first version of this test did, is an outage of that
+    account's sends, not one dropped transaction: p99 3 there.)"""
     k = chain.keeper("dropped")
-    dropped = 0
+    dropped: set[str] = set()
     for i in range(STEPS):
         if 6 <= i < 10:
             pool = rpc(chain.w3, "txpool_content", [])
             mine = {a.lower(): v for a, v in pool["pending"].items()}.get(k.address.lower(), {})
             for tx in mine.values():
-                rpc(chain.w3, "anvil_dropTransaction", [tx["hash"]])
-                dropped += 1
+                if tx["input"] not in dropped:
+                    rpc(chain.w3, "anvil_dropTransaction", [tx["hash"]])
+                    dropped.add(tx["input"])
         chain.step(DROP)
     summaries, metrics = finish(chain)
-    assert dropped >= 1 and summaries[0]["lost_txs"] >= dropped
-    assert_sound(chain, "dropped_tx", summaries, metrics, max_p99=3)
+    assert len(dropped) >= 1 and summaries[0]["lost_txs"] >= len(dropped)
+    assert_sound(chain, "dropped_tx", summaries, metrics)
 
 
 def test_two_full_keepers_racing(chain: Chain) -> None:

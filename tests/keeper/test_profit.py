@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,7 +23,7 @@ from keepers.profit import (
     waiting_cost_usd,
 )
 from plimsoll.margin import compute_margin
-from tests.keeper.conftest import Setup
+from tests.keeper.conftest import Setup, rpc
 
 # The deployment's parameters: 1% penalty, half to the keeper, 25% buffer, reward 5..100 USD.
 LC = LiquidationParams(
@@ -75,12 +77,38 @@ def test_decide_profit_protect_bad_debt_skip() -> None:
     # Pays for itself.
     assert decide(20 * WAD, 5 * WAD, 400 * WAD, 20_000 * WAD, guard, 0) is Decision.PROFIT
     # A 200-gwei spike: gas 100 USD over a 20 USD reward, but equity 300 on 20k notional would
-    # be 700 USD underwater after a 5% move: waiting costs more than the 80 USD loss.
+    # be 700 USD underwater after a 5% move: sent at a loss.
     assert decide(20 * WAD, 100 * WAD, 300 * WAD, 20_000 * WAD, guard, 0) is Decision.PROTECT
-    # Plenty of equity left: the same loss is not worth it yet.
-    assert decide(20 * WAD, 100 * WAD, 990 * WAD, 20_000 * WAD, guard, 0) is Decision.SKIP
+    # Plenty of equity left: a 5% move leaves it solvent, the loss is not worth it yet.
+    assert decide(20 * WAD, 100 * WAD, 1_001 * WAD, 20_000 * WAD, guard, 0) is Decision.SKIP
     assert decide(0, 10**6 * WAD, -1, 20_000 * WAD, guard, 0) is Decision.BAD_DEBT
     assert waiting_cost_usd(300 * WAD, 20_000 * WAD, guard) == 700 * WAD
+
+
+def test_small_account_near_zero_is_protected_in_an_800_gwei_spike() -> None:
+    """The 800-gwei finding: gas 340 USD against a reward of 10 on a 2,000 USD account with
+    60 USD of equity. A 5% move leaves it 40 USD underwater, far less than the keeper's loss:
+    the old rule (waiting cost >= loss) skipped it until it was bad debt. It is sent."""
+    guard = WAD // 20
+    assert decide(10 * WAD, 340 * WAD, 60 * WAD, 2_000 * WAD, guard, 0) is Decision.PROTECT
+    assert waiting_cost_usd(60 * WAD, 2_000 * WAD, guard) == 40 * WAD
+
+
+@given(
+    reward=st.integers(0, 100 * WAD),
+    gas=st.integers(0, 10_000 * WAD),
+    equity=st.integers(-(10**6) * WAD, 10**6 * WAD),
+    notional=st.integers(0, 10**7 * WAD),
+    guard=st.integers(0, WAD // 2),
+)
+def test_decide_never_skips_an_account_a_guard_move_would_sink(
+    reward: int, gas: int, equity: int, notional: int, guard: int
+) -> None:
+    d = decide(reward, gas, equity, notional, guard, 0)
+    if equity < notional * guard // WAD:  # underwater now, or after a further guard move
+        assert d is not Decision.SKIP
+    if d is Decision.SKIP:
+        assert reward < gas and equity >= notional * guard // WAD
 
 
 def test_loss_budget_rolls_over_an_hour() -> None:
@@ -94,33 +122,44 @@ def test_loss_budget_rolls_over_an_hour() -> None:
     assert b.used() == 0 and b.allows(100 * WAD)
 
 
-def test_expected_reward_equals_the_reward_the_contract_pays(setup: Setup, tmp_path: Path) -> None:
+@pytest.mark.parametrize("crash", [0.9, 0.86])
+def test_expected_reward_equals_the_reward_the_contract_pays(
+    setup: Setup, tmp_path: Path, crash: float
+) -> None:
     """Every account the crash makes liquidatable, liquidated one by one: the reward the
-    keeper predicted from the state before equals the Liquidated event's reward."""
+    keeper predicted from the state before equals the Liquidated event's reward. A 10% crash
+    leaves the 7x accounts equity above the reward; a 14% one leaves them 0-60 USD, under
+    the reward the penalty would pay: the equity cap binds."""
     keeper = setup.keeper(tmp_path, setup.keeper_key(), "reward")
     assert keeper.lc == LiquidationParams.from_chain(
         setup.dep.core.functions.liquidationConfig().call()
     )
-    setup.crash(0.9)
+    setup.crash(crash)
     core = setup.dep.core
-    checked = 0
+    checked = capped = 0
     for t in setup.traders:
         if not core.functions.isLiquidatable(t, 0).call():
             continue
         block = setup.w3.eth.block_number
         state = keeper.reader.read([(t, 0)], block)
-        result = compute_margin(state)
+        # The liquidation's block one second later: funding accrues over that second, and the
+        # equity cap binds on equity then.
+        nxt = int(state.timestamp) + 1
+        rpc(setup.w3, "evm_setNextBlockTimestamp", [nxt])
+        result = compute_margin(dataclasses.replace(state, timestamp=nxt))
         equity, mm = int(result.equity[0]), int(result.mm[0])
         predicted = expected_reward(equity, mm, notional(state, 0), keeper.lc, legs(state, 0))
         h = core.functions.liquidate(t, 0).transact({"from": setup.w3.eth.accounts[0]})
         receipt = setup.w3.eth.wait_for_transaction_receipt(h)
         (ev,) = core.events.Liquidated().process_receipt(receipt)
         paid = int(ev["args"]["keeperReward"])
-        if predicted < equity:
-            assert paid == predicted, (t, equity / WAD, paid / WAD, predicted / WAD)
-            checked += 1
-        else:
-            # The equity cap binds: the contract's rule as changed by issue 12 pays equity at
-            # most (the contract before that change paid the uncapped reward).
-            assert predicted == max(equity, 0) and paid >= predicted
+        # To the wei, the equity cap included (an account at or below zero pays nothing).
+        assert paid == predicted, (t, equity / WAD, paid / WAD, predicted / WAD)
+        checked += 1
+        capped += predicted == max(equity, 0)
     assert checked >= 3, checked
+    if crash < 0.88:
+        assert capped >= 3, (checked, capped)
+    else:
+        assert capped == 0, (checked, capped)
+    print(f"rewards predicted to the wei: {checked} liquidations, {capped} capped at equity")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -110,14 +111,16 @@ def test_reorg_that_drops_mined_txs_rewinds_the_nonce_and_reports_them_lost(chai
     w3, acct = chain
     events: list[str] = []
     sender = TxSender(w3, acct, on_event=lambda k, p: events.append(k))
+    start = int(w3.eth.block_number)
     sent = [
         sender.send({"to": w3.eth.accounts[2], "value": i + 1}, f"t{i}", gas=21_000)
         for i in range(3)
     ]
     done = sender.poll()
     assert {p.outcome for p in done} == {Outcome.SUCCEEDED}
-    # A 3-block reorg whose replacement blocks hold none of the sender's transactions.
-    _rpc(w3, "anvil_reorg", [3, []])
+    # A reorg of every block since (3, or 2 when anvil's automine put two of them in one)
+    # whose replacement blocks hold none of the sender's transactions.
+    _rpc(w3, "anvil_reorg", [int(w3.eth.block_number) - start, []])
     assert w3.eth.get_transaction_count(acct.address) == 0
     lost = sender.poll()
     assert sorted(p.label for p in lost) == ["t0", "t1", "t2"]
@@ -200,3 +203,117 @@ def test_pending_state_survives_a_restart_without_double_sending(chain: Any, tmp
     assert sorted(p.label for p in done) == ["acct:1", "acct:2"]
     assert all(p.outcome is Outcome.SUCCEEDED for p in done)
     assert w3.eth.get_transaction_count(acct.address) == 2
+
+
+def test_fill_gaps_cancels_a_lost_nonce_that_holds_back_a_later_tx(chain: Any) -> None:
+    """A reorg takes nonce 0 off the chain (anvil does not put it back) while nonce 1 waits in
+    the pool: nothing of this key mines until nonce 0 is used. fill_gaps sends a zero
+    self-transfer there, once; it mines. (anvil then evicts the old nonce-1 transaction from
+    its pool instead of mining it: the sender reports it lost and the next send takes nonce 1,
+    so nothing stalls either way.)"""
+    w3, acct = chain
+    _rpc(w3, "evm_setAutomine", [False])
+    sender = TxSender(w3, acct)
+    (a,) = sender.send_many([(w3.eth.accounts[2], b"", "a")], gas=21_000)
+    _mine(w3)
+    assert [p.label for p in sender.poll()] == ["a"]
+    (b,) = sender.send_many([(w3.eth.accounts[2], b"", "b")], gas=21_000)
+    assert a is not None and b is not None and b.nonce == 1
+    _rpc(w3, "anvil_reorg", [1, []])
+    assert [p.label for p in sender.poll()] == ["a"] and a.outcome is Outcome.LOST
+    assert sender.free == [0] and 1 in sender.pending and b.outcome is Outcome.PENDING
+    (filler,) = sender.fill_gaps()
+    assert filler.nonce == 0 and filler.label == "gap-filler"
+    assert filler.tx["to"] == sender.address and filler.tx["value"] == 0
+    assert sender.free == [] and sender.fill_gaps() == []  # one filler per free nonce
+    _mine(w3)
+    done = sender.poll()
+    assert {p.label for p in done} == {"gap-filler", "b"}
+    assert filler.outcome is Outcome.SUCCEEDED and w3.eth.get_transaction_count(acct.address) == 1
+    assert b.outcome is Outcome.LOST and sender.free == [] and sender._nonce() == 1
+    (c,) = sender.send_many([(w3.eth.accounts[2], b"", "c")], gas=21_000)
+    assert c is not None and c.nonce == 1
+    _mine(w3)
+    sender.poll()
+    assert c.outcome is Outcome.SUCCEEDED and w3.eth.get_transaction_count(acct.address) == 2
+
+
+def test_fill_gaps_leaves_a_free_nonce_alone_when_nothing_waits_behind_it(chain: Any) -> None:
+    w3, acct = chain
+    _rpc(w3, "evm_setAutomine", [False])
+    sender = TxSender(w3, acct)
+    (a,) = sender.send_many([(w3.eth.accounts[2], b"", "a")], gas=21_000)
+    _mine(w3)
+    sender.poll()
+    _rpc(w3, "anvil_reorg", [1, []])
+    sender.poll()
+    assert a is not None and a.outcome is Outcome.LOST
+    # Nonce 0 is simply the next one: no filler, the next transaction takes it.
+    assert sender.fill_gaps() == [] and sender._nonce() == 0
+
+
+class LaggingNode:
+    """JSON-RPC proxy in front of anvil that, while ``lag`` is set, serves the new head but not
+    yet the receipts nor the transactions (as a node under load can)."""
+
+    def __init__(self, target: str) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import requests
+
+        outer = self
+        self.lag = False
+
+        def answer(req: dict[str, Any]) -> dict[str, Any]:
+            hidden = ("eth_getTransactionReceipt", "eth_getTransactionByHash")
+            if outer.lag and req.get("method") in hidden:
+                return {"jsonrpc": "2.0", "id": req.get("id"), "result": None}
+            return dict(requests.post(target, json=req, timeout=30).json())
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                out = [answer(b) for b in body] if isinstance(body, list) else answer(body)
+                data = json.dumps(out).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_mined_tx_whose_receipt_lags_the_head_is_not_reported_lost(chain: Any) -> None:
+    """make demo's keeper died at start on this: its approval mined (the chain's nonce counted
+    it) but the node served neither its receipt nor the transaction yet; poll called it lost
+    and wait raised. Now it waits: lost only after two blocks without either."""
+    w3, acct = chain
+    node = LaggingNode(w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    try:
+        lw3 = Web3(Web3.HTTPProvider(node.url))
+        sender = TxSender(lw3, acct)
+        p = sender.send({"to": w3.eth.accounts[2], "value": 1}, "approve", gas=21_000)
+        for _ in range(100):  # anvil's automine mines just after the send returns
+            if w3.eth.get_transaction_count(acct.address) == 1:
+                break
+            time.sleep(0.02)
+        assert w3.eth.get_transaction_count(acct.address) == 1
+        node.lag = True
+        assert sender.poll() == [] and p.outcome is Outcome.PENDING
+        node.lag = False
+        assert [q.label for q in sender.poll()] == ["approve"]
+        assert p.outcome is Outcome.SUCCEEDED and sender.lost == 0
+    finally:
+        node.close()
