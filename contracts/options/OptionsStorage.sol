@@ -96,6 +96,10 @@ abstract contract OptionsStorage is IOptions {
     PortfolioConfig internal _pm;
     /// @dev Positions of (owner, sub): dense, two 128-bit legs per slot, leg = id + 1 | size << 24.
     mapping(address owner => mapping(uint256 sub => uint256[BOOK_SLOTS])) internal _book;
+    /// @dev How many subaccounts hold a position (long or short) in a series: a settled series
+    ///      leaves the live list (and the pool's books) only when this is 0, never on a net
+    ///      open interest of 0 (a long and a short that net out are still two claims on the pool).
+    mapping(uint256 seriesId => uint256) internal _holders;
 
     constructor(IOptionsHost core_) {
         core = core_;
@@ -225,21 +229,34 @@ abstract contract OptionsStorage is IOptions {
     function _appendLeg(address owner, uint256 sub, uint256 n, uint256 id, int256 size) internal returns (uint256) {
         if (n >= MAX_ACCOUNT_SERIES) revert TooManySeries(MAX_ACCOUNT_SERIES);
         _book[owner][sub][n / 2] |= _pack(id, size) << (128 * (n % 2));
+        ++_holders[id];
         return n + 1;
     }
 
-    /// @dev Removes `closed` [wad] of the traders' open interest in `l`'s series (the pool takes
-    ///      the other side) and retires a settled series left without open interest.
+    /// @dev Removes a whole position of `closed` [wad] from `l`'s series (the traders' open
+    ///      interest; the pool takes the other side) and from its holders.
     function _closeInSeries(OptionsRisk.Leg memory l, int256 closed) internal {
         SeriesSlot storage s = _series[l.id];
-        int256 oi = s.openInterest - closed;
-        s.openInterest = _toInt104(oi);
-        if (oi == 0 && l.settlementPrice != 0) _retire(l.id);
+        s.openInterest = _toInt104(s.openInterest - closed);
+        _leaveSeries(l.id);
+    }
+
+    /// @dev One subaccount's position in series `id` is gone: a settled series that nobody
+    ///      holds any more retires (every long and short has been paid).
+    function _leaveSeries(uint256 id) internal {
+        uint256 h = _holders[id] - 1; // the position was counted when it was opened
+        _holders[id] = h;
+        if (h == 0 && _settlement[id] != 0) _retire(id);
     }
 
     function _toInt104(int256 x) internal pure returns (int104) {
         if (x > type(int104).max || x < type(int104).min) revert SizeOutOfRange(x);
         return int104(x);
+    }
+
+    /// @dev The spot feed id of market `m`.
+    function _spotFeed(uint256 m) internal view returns (uint16) {
+        return uint16(_feedIds[m]);
     }
 
     /// @dev Spot and implied vol of market `m`, with the first feed not graded OK (+1) and its grade.
@@ -254,7 +271,7 @@ abstract contract OptionsStorage is IOptions {
         if (vs != 0 && bad == 0) (bad, status) = (uint256(vf) + 1, vs);
     }
 
-    /// @dev Drops a settled series without open interest from the live list.
+    /// @dev Drops a settled series that nobody holds from the live list.
     function _retire(uint256 id) internal {
         for (uint256 k; k < _live.length; ++k) {
             if (_live[k] == id) {
