@@ -109,31 +109,42 @@ contract LiquidityPool is ERC4626 {
                 return (UNPRICED, 0, 0);
             }
         }
-        (bool ok,) = _poolAssets();
-        if (!ok) return (UNPRICED, 0, 0);
     }
 
     // ------------------------------------------------------------------ ERC-4626 actions
 
-    /// @dev Each action says why the pool is closed before the standard's limit check.
-    function deposit(uint256 assets, address receiver) public override returns (uint256) {
+    /// @dev Each action says why the pool is closed (PoolClosed) before anything else, then
+    ///      checks the standard's limits (OpenZeppelin's errors) with the closed state already
+    ///      known: the pool's valuation is read as few times as the checks need. The core
+    ///      enforces the pool's margin and liquidity on withdrawals itself.
+    function deposit(uint256 assets, address receiver) public override returns (uint256 shares) {
         _requireOpen();
-        return super.deposit(assets, receiver);
+        if (_insolvent()) revert ERC4626ExceededMaxDeposit(receiver, assets, 0);
+        shares = previewDeposit(assets);
+        _deposit(_msgSender(), receiver, assets, shares);
     }
 
-    function mint(uint256 shares, address receiver) public override returns (uint256) {
+    function mint(uint256 shares, address receiver) public override returns (uint256 assets) {
         _requireOpen();
-        return super.mint(shares, receiver);
+        if (_insolvent()) revert ERC4626ExceededMaxMint(receiver, shares, 0);
+        assets = previewMint(shares);
+        _deposit(_msgSender(), receiver, assets, shares);
     }
 
-    function withdraw(uint256 assets, address receiver, address owner) public override returns (uint256) {
+    function withdraw(uint256 assets, address receiver, address owner) public override returns (uint256 shares) {
         _requireOpen();
-        return super.withdraw(assets, receiver, owner);
+        shares = previewWithdraw(assets);
+        uint256 held = balanceOf(owner);
+        if (shares > held) revert ERC4626ExceededMaxWithdraw(owner, assets, _convertToAssets(held, Math.Rounding.Floor));
+        _withdraw(_msgSender(), receiver, owner, assets, shares);
     }
 
-    function redeem(uint256 shares, address receiver, address owner) public override returns (uint256) {
+    function redeem(uint256 shares, address receiver, address owner) public override returns (uint256 assets) {
         _requireOpen();
-        return super.redeem(shares, receiver, owner);
+        uint256 held = balanceOf(owner);
+        if (shares > held) revert ERC4626ExceededMaxRedeem(owner, shares, held);
+        assets = previewRedeem(shares);
+        _withdraw(_msgSender(), receiver, owner, assets, shares);
     }
 
     // ------------------------------------------------------------------ internals
@@ -145,9 +156,12 @@ contract LiquidityPool is ERC4626 {
 
     function _entryOpen() internal view returns (bool) {
         (uint8 why,,) = closedReason();
-        if (why != OPEN) return false;
-        // Shares exist but the equity is gone (_poolAssets is readable: the pool is open).
-        return totalSupply() == 0 || totalAssets() != 0;
+        return why == OPEN && !_insolvent();
+    }
+
+    /// @dev Shares exist but the pool's equity is gone (or cannot be read).
+    function _insolvent() internal view returns (bool) {
+        return totalSupply() != 0 && totalAssets() == 0;
     }
 
     /// @dev The core's valuation of the pool, or (false, 0) when it cannot be read.

@@ -266,26 +266,34 @@ contract PoolOptionsHandler {
     // ------------------------------------------------------------------ ghost values
 
     /// @notice The actors' combined value [USDC units]: wallets, trading cash, options at
-    ///         their full mark (longs floor, shorts ceil: the pool's own rounding), LP shares.
+    ///         their full mark (longs floor, shorts ceil: the pool's own rounding), LP shares
+    ///         at convertToAssets (computed here from one totalAssets read: OpenZeppelin's
+    ///         floor(shares x (totalAssets + 1) / (totalSupply + 1e6))). One mark per series.
     function actorsValue() public view returns (int256 v) {
-        for (uint256 i; i < N_ACTORS; ++i) v += valueOf(actors[i]);
-    }
-
-    function valueOf(address a) public view returns (int256 v) {
-        v = int256(usdc.balanceOf(a)) + int256(core.getAccount(a, 0).cash) / 1e12;
-        v += int256(pool.convertToAssets(pool.balanceOf(a)));
-        (uint256[] memory ids, int256[] memory sizes) = opt.positions(a, 0);
-        int256 optWad;
-        for (uint256 k; k < ids.length; ++k) {
-            (uint256 m,,) = opt.mark(ids[k]);
-            int256 q = sizes[k];
-            optWad += q > 0 ? int256(uint256(q) * m / WAD) : -int256((uint256(-q) * m + WAD - 1) / WAD);
+        (uint256 ta1, uint256 ts1) = (pool.totalAssets() + 1, pool.totalSupply() + 1e6);
+        uint256[N_SERIES] memory marks;
+        for (uint256 k; k < N_SERIES; ++k) (marks[k],,) = opt.mark(seriesIds[k]);
+        for (uint256 i; i < N_ACTORS; ++i) {
+            address a = actors[i];
+            v += int256(usdc.balanceOf(a)) + int256(core.getAccount(a, 0).cash) / 1e12;
+            v += int256(pool.balanceOf(a) * ta1 / ts1);
+            (uint256[] memory ids, int256[] memory sizes) = opt.positions(a, 0);
+            int256 optWad;
+            for (uint256 k; k < ids.length; ++k) {
+                uint256 m = marks[_slot(ids[k])];
+                int256 q = sizes[k];
+                optWad += q > 0 ? int256(uint256(q) * m / WAD) : -int256((uint256(-q) * m + WAD - 1) / WAD);
+            }
+            v += optWad >= 0 ? optWad / 1e12 : (optWad - 1e12 + 1) / 1e12;
         }
-        v += optWad >= 0 ? optWad / 1e12 : (optWad - 1e12 + 1) / 1e12;
     }
 
     function honestLpValue() public view returns (uint256) {
         return pool.convertToAssets(pool.balanceOf(honestLp));
+    }
+
+    function _slot(uint256 id) internal view returns (uint256 k) {
+        while (seriesIds[k] != id) ++k;
     }
 
     function _check() internal {
