@@ -115,8 +115,7 @@ contract LiquidityPool is ERC4626 {
 
     /// @dev Each action says why the pool is closed (PoolClosed) before anything else, then
     ///      checks the standard's limits (OpenZeppelin's errors) with the closed state already
-    ///      known: the pool's valuation is read as few times as the checks need. The core
-    ///      enforces the pool's margin and liquidity on withdrawals itself.
+    ///      known (the pool's valuation is read as few times as the checks need).
     function deposit(uint256 assets, address receiver) public override returns (uint256 shares) {
         _requireOpen();
         if (_insolvent()) revert ERC4626ExceededMaxDeposit(receiver, assets, 0);
@@ -133,16 +132,17 @@ contract LiquidityPool is ERC4626 {
 
     function withdraw(uint256 assets, address receiver, address owner) public override returns (uint256 shares) {
         _requireOpen();
+        // The error names the most the owner can take now (its shares, the pool's free cash).
+        uint256 max = Math.min(super.maxWithdraw(owner), _freeCash());
+        if (assets > max) revert ERC4626ExceededMaxWithdraw(owner, assets, max);
         shares = previewWithdraw(assets);
-        uint256 held = balanceOf(owner);
-        if (shares > held) revert ERC4626ExceededMaxWithdraw(owner, assets, _convertToAssets(held, Math.Rounding.Floor));
         _withdraw(_msgSender(), receiver, owner, assets, shares);
     }
 
     function redeem(uint256 shares, address receiver, address owner) public override returns (uint256 assets) {
         _requireOpen();
-        uint256 held = balanceOf(owner);
-        if (shares > held) revert ERC4626ExceededMaxRedeem(owner, shares, held);
+        uint256 max = Math.min(super.maxRedeem(owner), convertToShares(_freeCash()));
+        if (shares > max) revert ERC4626ExceededMaxRedeem(owner, shares, max);
         assets = previewRedeem(shares);
         _withdraw(_msgSender(), receiver, owner, assets, shares);
     }
