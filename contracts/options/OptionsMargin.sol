@@ -293,7 +293,7 @@ abstract contract OptionsMargin is OptionsStorage {
         for (uint256 m; (mask >> m) != 0; ++m) {
             if ((mask >> m) & 1 == 0) continue;
             perp[m] = core.getPosition(owner, sub, m).size;
-            (spot[m],) = oracle.priceInfo(core.marketConfig(m).feedId);
+            (spot[m],) = oracle.priceInfo(_spotFeed(m));
         }
     }
 

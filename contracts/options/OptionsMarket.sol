@@ -5,6 +5,7 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 import {OptionsRisk} from "./OptionsRisk.sol";
 import {IOptionsHost, OptionsStorage} from "./OptionsStorage.sol";
 import {OptionsMargin} from "./OptionsMargin.sol";
+import {BlackScholes} from "../libraries/BlackScholes.sol";
 import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
 
 /// @title OptionsMarket
@@ -34,7 +35,7 @@ contract OptionsMarket is OptionsMargin, ReentrancyGuard {
         if (c.optionMmFactorWad < 0.1e18 || c.optionMmFactorWad > 0.95e18) revert InvalidOptionsConfig("mmFactor");
         if (c.longHaircutWad > WAD) revert InvalidOptionsConfig("haircut");
         oracle.priceInfo(c.ivFeedId); // the vol feed must exist and answer
-        _feedIds[marketId] = uint32(core.marketConfig(marketId).feedId) | (uint32(c.ivFeedId) << 16);
+        _volFeedIds[marketId] = c.ivFeedId; // the spot feed is read from the core at each use
         _cfg[marketId] = c;
         emit OptionsConfigured(marketId, c);
     }
@@ -135,13 +136,13 @@ contract OptionsMarket is OptionsMargin, ReentrancyGuard {
         view
         returns (uint256 spot, uint256 vol, uint256 bad, uint8 status)
     {
-        uint32 ids = _feedIds[m];
-        (uint16 sf, uint16 vf) = (uint16(ids), uint16(ids >> 16));
+        (uint16 sf, uint16 vf) = (_spotFeed(m), _volFeed(m));
         (uint256 lo, uint256 hi, uint8 st) = oracle.fillBounds(sf);
         spot = isCall == buy ? hi : lo;
         if (st != 0) (bad, status) = (uint256(sf) + 1, st);
         (lo, hi, st) = oracle.fillBounds(vf);
         vol = buy ? hi : lo;
+        if (vol > BlackScholes.MAX_VOL) vol = BlackScholes.MAX_VOL; // as _marketInputs
         if (st != 0 && bad == 0) (bad, status) = (uint256(vf) + 1, st);
     }
 

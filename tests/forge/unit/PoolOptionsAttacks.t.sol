@@ -3,6 +3,9 @@ pragma solidity 0.8.28;
 
 import {OptionsBase} from "./Options.t.sol";
 import {IOptionsMarketT} from "../utils/ICore.sol";
+import {IOptions} from "../../../contracts/interfaces/IOptions.sol";
+import {IPlimsoll} from "../../../contracts/interfaces/IPlimsoll.sol";
+import {MockFeed} from "../../../contracts/mocks/MockFeed.sol";
 import {IOracleRouter} from "../../../contracts/interfaces/IOracleRouter.sol";
 
 /// @notice The attacks of issue 13 on the liquidity pool through the options market, each as
@@ -226,5 +229,58 @@ contract PoolOptionsAttacksTest is OptionsBase {
         opt.settleSeries(atmCall, 4);
         opt.settleSeries(atmCall, 3);
         assertEq(uint256(opt.series(atmCall).settlementPrice), 2_100e18);
+    }
+
+    // ------------------------------------------------------------------ finding 8
+
+    /// Finding 8 (was: BlackScholes' VolTooHigh above 1,000% reverted the whole grid): with the
+    /// admin-allowed volUp = 2 and maxVolScale = 10, a one-day option's vol-up scenario is
+    /// 0.8 x 21 = 16.8 (1,680%). The portfolio check prices it (BlackScholes now accepts up to
+    /// 100,000%; above that the scenario vol clamps), so the account can be checked and
+    /// liquidated. Before the fix: accountMargin and liquidate reverted VolTooHigh(16.8e18).
+    function test_high_shocked_vol_neither_reverts_the_check_nor_blocks_liquidation() public {
+        IOptions.PortfolioConfig memory p = pmCfg();
+        (p.volUpWad, p.maxVolScaleWad, p.volPowWad) = (2e18, 10e18, 1e18);
+        vm.startPrank(admin);
+        opt.configurePortfolio(p);
+        uint256 oneDay = opt.listSeries(ETH_PERP, true, uint40(block.timestamp + 1 days), 2_000e18);
+        vm.stopPrank();
+        depositFor(alice, 0, CASH_ID, 20_000e6);
+        vm.prank(alice);
+        core.setPortfolioMargin(0, true);
+        optTrade(alice, 0, oneDay, -5e18);
+        (, uint256 im, uint256 mm) = core.accountMargin(alice, 0);
+        emit LogNamedUint256("MM of 5 short one-day calls [wad]", mm);
+        // The vol-up scenario at an unchanged spot alone: 5 x (v(16.8) - v(0.8)) >= 5 x 600.
+        assertGt(mm, 3_000e18, "the 1,680% scenario is priced, not dropped");
+        assertGt(im, mm);
+        setPrice(ethFeed, 6_000e18);
+        assertTrue(core.isLiquidatable(alice, 0));
+        vm.prank(keeper);
+        core.liquidate(alice, 0);
+        assertGt(optSize(alice, 0, oneDay), -5e18, "liquidated");
+    }
+
+    // ------------------------------------------------------------------ finding 9
+
+    /// Finding 9 (was: configure copied the market's spot feed id, and a later configureMarket
+    /// moving the market to another feed left its options on the old one): the options market
+    /// reads the core's feed id at every use. Before the fix: the mark's spot stayed 2,000.
+    function test_options_follow_the_core_market_feed_after_configure_market() public {
+        MockFeed eth2 = new MockFeed(8, 2_500e8);
+        vm.startPrank(admin);
+        oracle.setFeed(3, address(eth2), 1 hours, 100e18, 100_000e18);
+        IPlimsoll.MarketConfig memory c = ethMarket();
+        c.feedId = 3;
+        core.configureMarket(ETH_PERP, c);
+        vm.stopPrank();
+        (, uint256 spot,) = opt.mark(atmCall);
+        emit LogNamedUint256("options spot after the market moved to feed 3 [wad]", spot);
+        assertEq(spot, 2_500e18);
+        // Trades, checks and settlement use it too.
+        depositFor(alice, 0, CASH_ID, 10_000e6);
+        optTrade(alice, 0, atmCall, 1e18);
+        (,, uint256 vol) = opt.mark(atmCall);
+        assertEq(vol, IV);
     }
 }
