@@ -227,7 +227,8 @@ class OptionsPass:
                 m = s.market_id
                 self.settling[("series", i)] = block
                 if state.market_price_ok is None or bool(state.market_price_ok[m]):
-                    data = opts.functions.settleSeries(i)._encode_transaction_data()
+                    # Round 0: the router finds the first round at or after expiry.
+                    data = opts.functions.settleSeries(i, 0)._encode_transaction_data()
                     txs.append((opts.address, data, f"settle-series:{i}"))
         for (owner, sub), p in zip(keys, positions, strict=True):
             if (

@@ -37,7 +37,7 @@ from plimsoll.errors import PlimsollError
 WAD = 10**18
 YEAR = 365 * 86400  # [s]
 MAX_PRICE = 10**36
-MAX_VOL = 10 * WAD
+MAX_VOL = 1_000 * WAD
 MAX_TAU = 10 * YEAR
 MAX_RATE = WAD
 MAX_ABS_LN_SPOT = 42 * WAD

@@ -109,8 +109,11 @@ interface IOptions {
         );
 
     /// @notice The pool's options: value [wad USD] of its positions (minus the traders' open
-    ///         interest) and their standard IM; the first spot or vol feed (+1) not graded OK
-    ///         with its grade (LP withdrawals wait for it). O(live series).
+    ///         interest) at their full mark (longs floor(q x v), shorts -ceil(|q| x v): the
+    ///         share price), and their standard IM plus the long haircut
+    ///         (floor(q x v) - floor(floor(q x v) x longHaircut): a risk measure, kept out of
+    ///         the value); the first spot or vol feed (+1) not graded OK with its grade (LP
+    ///         withdrawals wait for it). O(live series).
     function poolRisk() external view returns (int256 value, uint256 im, uint256 untrustedFeed, uint8 status);
 
     /// @notice Core only: closes `fraction` [wad] of every position at `legPrices` (from

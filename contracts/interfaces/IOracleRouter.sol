@@ -34,6 +34,9 @@ interface IOracleRouter {
     error InvalidFeedConfig(uint256 feedId);
     /// @notice Thrown when the caller is not the admin.
     error NotAdmin(address caller);
+    /// @notice Thrown by `priceAt` when `roundId` is not `feedId`'s first round at or after
+    ///         `time` (or none was found in the walk back: name it).
+    error NotFirstRoundAfter(uint256 feedId, uint256 roundId, uint256 time);
 
     /// @notice Emitted when a feed is added or replaced.
     event FeedSet(uint256 indexed feedId, address aggregator, uint8 decimals, uint32 heartbeat, uint128 minWad, uint128 maxWad);
@@ -69,6 +72,13 @@ interface IOracleRouter {
     /// @notice The checked, normalized price of `feedId`; reverts unless its grade is OK.
     /// @return priceWad USD per whole token [wad]
     function price(uint256 feedId) external view returns (uint256 priceWad);
+
+    /// @notice The normalized answer of `feedId`'s first round at or after `time` (e.g. an
+    ///         option expiry): the round whose update time is >= `time` while its
+    ///         predecessor's is < `time`. `roundId` names it; 0 walks back from the latest
+    ///         round (at most PRICE_AT_WALK rounds). Bounded like the latest answer.
+    /// @return priceWad [wad]   @return roundId the round used
+    function priceAt(uint256 feedId, uint256 time, uint80 roundId) external view returns (uint256 priceWad, uint80);
 
     /// @notice The same checks as `price`, but reports failure instead of reverting.
     /// @return ok whether the price is readable and OK

@@ -55,8 +55,13 @@ library BlackScholes {
 
     /// @notice Largest spot or strike [wad]: 1e18 USD per unit keeps every product below 2^200.
     uint256 internal constant MAX_PRICE = 1e36;
-    /// @notice Largest annualized vol [wad]: 1,000%.
-    uint256 internal constant MAX_VOL = 10e18;
+    /// @notice Largest annualized vol [wad]: 100,000%. Far above any implied vol a feed
+    ///         quotes: a margin grid's shocked-up vol (up to 21 x the feed's: volUp 2, scale 10)
+    ///         prices without reverting, and at this vol an option of an hour or more with
+    ///         S / K in [1/20, 20] is within 1e-6 of its no-arbitrage bound (S for a call,
+    ///         K e^{-rT} for a put): clamping a higher vol to MAX_VOL moves its price by at most
+    ///         that much there.
+    uint256 internal constant MAX_VOL = 1_000e18;
     /// @notice Longest time to expiry [s]: 10 years.
     uint256 internal constant MAX_TAU = 10 * YEAR;
     /// @notice Largest |rate| [wad per year]: 100%, so e^{-rT} stays within [e^-10, e^10].
@@ -305,7 +310,7 @@ library BlackScholes {
         if (lnSpot < -MAX_ABS_LN_SPOT || lnSpot > MAX_ABS_LN_SPOT) revert LnSpotOutOfRange(lnSpot);
         uint256 kd = p.discountedStrike;
         uint256 sd; // sigma sqrt T [wad], rounded down
-        // vol <= 1e19 and sqrtTau <= 3.2e18 (prepare bounds tau): the product is below 3.2e37.
+        // vol <= 1e21 and sqrtTau <= 3.2e18 (prepare bounds tau): the product is below 3.2e39.
         unchecked {
             sd = (vol * p.sqrtTau) / WAD;
         }
@@ -315,7 +320,7 @@ library BlackScholes {
         int256 d2;
         unchecked {
             // |lnSpot - lnK + rT| <= 42e18 + 41.5e18 + 10e18 (bounds above and in prepare), so
-            // the product is below 1e38; 0 < sd <= 3.2e19. d1, d2 are far inside int256.
+            // the product is below 1e38; 0 < sd <= 3.2e21. d1, d2 are far inside int256.
             int256 s = int256(sd);
             d1 = ((lnSpot - p.lnStrike + p.rateTau) * IWAD) / s + s / 2;
             d2 = d1 - s;

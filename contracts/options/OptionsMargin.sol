@@ -5,7 +5,7 @@ import {FixedPointMathLib as FPML} from "solady/utils/FixedPointMathLib.sol";
 import {IOptions} from "../interfaces/IOptions.sol";
 import {OptionsRisk} from "./OptionsRisk.sol";
 import {OptionsStorage} from "./OptionsStorage.sol";
-import {WadMath} from "../libraries/WadMath.sol";
+import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
 
 /// @title OptionsMargin
 /// @notice What the core asks of the options market: an account's options value and margin
@@ -40,7 +40,7 @@ abstract contract OptionsMargin is OptionsStorage {
         uint256 n; // legs read
         uint256 kept; // legs written back
         uint256 out; // the book word being rebuilt (slot kept / 2)
-        uint256[MAX_ACCOUNT_SERIES] memory emptied; // series whose open interest reached 0
+        uint256[MAX_ACCOUNT_SERIES] memory emptied; // series of the positions closed in full
         uint256 nEmptied;
         bytes4 errMismatch = LegPricesMismatch.selector;
         bytes4 errSize = SizeOutOfRange.selector;
@@ -104,8 +104,8 @@ abstract contract OptionsMargin is OptionsStorage {
                         revert(e, 0x24)
                     }
                     sstore(slot, or(and(sw, low152), shl(OI_SHIFT, and(oi, 0xffffffffffffffffffffffffff))))
-                    // An expired series without open interest may retire (if settled: below).
-                    if and(iszero(oi), iszero(lt(timestamp(), and(shr(16, sw), 0xffffffffff)))) {
+                    // A position closed in full leaves its series' holders (below).
+                    if eq(q, closeQ) {
                         mstore(add(emptied, shl(5, nEmptied)), id)
                         nEmptied := add(nEmptied, 1)
                     }
@@ -125,9 +125,7 @@ abstract contract OptionsMargin is OptionsStorage {
         }
         if (n != legPrices.length) revert LegPricesMismatch(n, legPrices.length);
         // A settled series whose last position closed leaves the live list.
-        for (uint256 k; k < nEmptied; ++k) {
-            if (_settlement[emptied[k]] != 0) _retire(emptied[k]);
-        }
+        for (uint256 k; k < nEmptied; ++k) _leaveSeries(emptied[k]);
         // The half-built last word, then zeros over the slots the closed legs freed.
         if (kept % 2 == 1 && b[kept / 2] != out) b[kept / 2] = out;
         for (uint256 i = (kept + 1) / 2; 2 * i < n; ++i) b[i] = 0;
@@ -295,7 +293,7 @@ abstract contract OptionsMargin is OptionsStorage {
         for (uint256 m; (mask >> m) != 0; ++m) {
             if ((mask >> m) & 1 == 0) continue;
             perp[m] = core.getPosition(owner, sub, m).size;
-            (spot[m],) = oracle.priceInfo(core.marketConfig(m).feedId);
+            (spot[m],) = oracle.priceInfo(_spotFeed(m));
         }
     }
 
@@ -315,7 +313,18 @@ abstract contract OptionsMargin is OptionsStorage {
                 d.used = true;
                 if (bad != 0 && untrustedFeed == 0) (untrustedFeed, status) = (bad, st);
             }
-            (int256 v, uint256 req,,,) = OptionsRisk.standardLeg(l, -oi, d, _cfg[l.marketId]);
+            // The pool's positions count at their full mark in its value (the share price: a
+            // margin haircut is a risk measure, not a value, and a haircut in the share price
+            // lets a trade move it); the haircut of its longs goes into its IM instead, so
+            // equity - IM is what the standard margin of the same positions gives.
+            (int256 v, uint256 req,,, uint256 unit) = OptionsRisk.standardLeg(l, -oi, d, _cfg[l.marketId]);
+            if (oi < 0) {
+                int256 full = SafeCastLib.toInt(uint256(-oi).mulWadDown(unit));
+                // v = floor(full x haircut) <= full; from expiry on only the payoff is left
+                // and it needs no margin.
+                if (block.timestamp < l.expiry) req += uint256(full - v);
+                v = full;
+            }
             value += v;
             im += req;
         }

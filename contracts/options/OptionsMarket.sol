@@ -5,6 +5,7 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 import {OptionsRisk} from "./OptionsRisk.sol";
 import {IOptionsHost, OptionsStorage} from "./OptionsStorage.sol";
 import {OptionsMargin} from "./OptionsMargin.sol";
+import {BlackScholes} from "../libraries/BlackScholes.sol";
 import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
 
 /// @title OptionsMarket
@@ -14,7 +15,8 @@ import {WadMath, SafeCastLib} from "../libraries/WadMath.sol";
 ///         this contract for the options' value and requirements (standard margin) or for the
 ///         whole subaccount's portfolio margin (see IOptions for every formula).
 /// @dev Bounded loops only: at most MAX_ACCOUNT_SERIES series per subaccount, MAX_LIVE_SERIES
-///      series listed and not yet retired (settled with no open interest), 16 markets.
+///      series listed and not yet retired (settled, and every position in it settled or
+///      closed: gross, not net), 16 markets.
 ///      Storage and its helpers: OptionsStorage; margin checks and the liquidation hook:
 ///      OptionsMargin.
 contract OptionsMarket is OptionsMargin, ReentrancyGuard {
@@ -33,7 +35,7 @@ contract OptionsMarket is OptionsMargin, ReentrancyGuard {
         if (c.optionMmFactorWad < 0.1e18 || c.optionMmFactorWad > 0.95e18) revert InvalidOptionsConfig("mmFactor");
         if (c.longHaircutWad > WAD) revert InvalidOptionsConfig("haircut");
         oracle.priceInfo(c.ivFeedId); // the vol feed must exist and answer
-        _feedIds[marketId] = uint32(core.marketConfig(marketId).feedId) | (uint32(c.ivFeedId) << 16);
+        _volFeedIds[marketId] = c.ivFeedId; // the spot feed is read from the core at each use
         _cfg[marketId] = c;
         emit OptionsConfigured(marketId, c);
     }
@@ -78,7 +80,7 @@ contract OptionsMarket is OptionsMargin, ReentrancyGuard {
         if (iso != 0 && iso - 1 != s.marketId) revert OptionsDisabled(s.marketId);
         if (block.timestamp >= s.expiry) revert SeriesExpired(seriesId, s.expiry);
         OptionsConfig memory c = _cfg[s.marketId];
-        (uint256 spot, uint256 vol, uint256 badFeed, uint8 status) = _marketInputs(s.marketId);
+        (uint256 spot, uint256 vol, uint256 badFeed, uint8 status) = _fillInputs(s.marketId, s.isCall, sizeDelta > 0);
         OptionsRisk.Leg[] memory legs = _legs(msg.sender, sub);
         uint256 j;
         while (j < legs.length && legs[j].id != seriesId) ++j;
@@ -113,6 +115,7 @@ contract OptionsMarket is OptionsMargin, ReentrancyGuard {
         if (j < legs.length) {
             legs[j].size = neu;
             kept = _storeLegs(msg.sender, sub, legs);
+            if (neu == 0) --_holders[seriesId]; // unexpired: not settled, nothing to retire
         } else {
             kept = _appendLeg(msg.sender, sub, legs.length, seriesId, neu);
         }
@@ -122,18 +125,44 @@ contract OptionsMarket is OptionsMargin, ReentrancyGuard {
         emit OptionTraded(msg.sender, sub, seriesId, sizeDelta, mark, premium, fee);
     }
 
-    /// @notice Fixes an expired series' settlement price: the spot at this call (the first
-    ///         after expiry at which the spot feed is graded OK). Anyone may call it.
-    function settleSeries(uint256 seriesId) external {
+    /// @dev The spot and vol a trade fills at, as perps fill (OracleRouter.fillBounds): while
+    ///      a feed is graded OK its bounds are its answer; otherwise (reduce-only) the end of
+    ///      each feed's bounds worse for the trader. The mark rises with the vol, a call's with
+    ///      the spot and a put's as it falls: a buyer's mark takes the high vol and the spot
+    ///      end that raises the option, a seller's the other ends. Also returns the first feed
+    ///      (+1) not graded OK and its grade.
+    function _fillInputs(uint256 m, bool isCall, bool buy)
+        internal
+        view
+        returns (uint256 spot, uint256 vol, uint256 bad, uint8 status)
+    {
+        (uint16 sf, uint16 vf) = (_spotFeed(m), _volFeed(m));
+        (uint256 lo, uint256 hi, uint8 st) = oracle.fillBounds(sf);
+        spot = isCall == buy ? hi : lo;
+        if (st != 0) (bad, status) = (uint256(sf) + 1, st);
+        (lo, hi, st) = oracle.fillBounds(vf);
+        vol = buy ? hi : lo;
+        if (vol > BlackScholes.MAX_VOL) vol = BlackScholes.MAX_VOL; // as _marketInputs
+        if (st != 0 && bad == 0) (bad, status) = (uint256(vf) + 1, st);
+    }
+
+    /// @notice Fixes an expired series' settlement price: the answer of the spot feed's first
+    ///         round at or after expiry (OracleRouter.priceAt). `roundId` names that round, or
+    ///         0: the router finds it by walking back from the latest round (a few dozen
+    ///         rounds; further back, name it). The caller chooses nothing: every call after
+    ///         that round gives the same price. The feed must be graded OK at the call (a feed
+    ///         in trouble holds settlement). Anyone may call it.
+    function settleSeries(uint256 seriesId, uint80 roundId) external {
         SeriesSlot memory s = _series[_checkSeries(seriesId)];
         if (block.timestamp < s.expiry) revert NotExpired(seriesId, s.expiry);
         if (_settlement[seriesId] != 0) revert AlreadySettled(seriesId);
-        uint16 feed = uint16(_feedIds[s.marketId]);
-        (uint256 spot, uint8 status) = oracle.priceInfo(feed);
+        uint16 feed = _spotFeed(s.marketId);
+        (, uint8 status) = oracle.priceInfo(feed);
         if (status != 0) revert OptionPriceNotTrusted(feed, status);
+        (uint256 spot,) = oracle.priceAt(feed, s.expiry, roundId);
         _settlement[seriesId] = spot;
         emit SeriesSettled(seriesId, spot);
-        if (s.openInterest == 0) _retire(seriesId);
+        if (_holders[seriesId] == 0) _retire(seriesId);
     }
 
     /// @notice Pays out every settled series `owner`'s subaccount holds (cash moves between the
@@ -165,6 +194,11 @@ contract OptionsMarket is OptionsMargin, ReentrancyGuard {
     function series(uint256 seriesId) external view returns (Series memory) {
         SeriesSlot memory s = _series[_checkSeries(seriesId)];
         return Series(s.marketId, s.isCall, s.expiry, s.strike, uint128(_settlement[seriesId]));
+    }
+
+    /// @notice How many subaccounts hold a position (long or short) in `seriesId`.
+    function holders(uint256 seriesId) external view returns (uint256) {
+        return _holders[_checkSeries(seriesId)];
     }
 
     /// @notice Net size [wad] the traders hold in `seriesId`; the pool holds minus it.

@@ -220,7 +220,12 @@ library OptionsRisk {
         returns (uint256)
     {
         if (j == 0) return vol;
-        if (j == 1) return vol.mulWadUp(WAD + uint256(pc.volUpWad).mulWadUp(scale));
+        if (j == 1) {
+            // Clamped, never reverting (issue 13, finding 8): at MAX_VOL an option is within
+            // 1e-6 of its no-arbitrage bound from an hour before expiry (BlackScholes.MAX_VOL).
+            uint256 up = vol.mulWadUp(WAD + uint256(pc.volUpWad).mulWadUp(scale));
+            return up > BlackScholes.MAX_VOL ? BlackScholes.MAX_VOL : up;
+        }
         uint256 down = uint256(pc.volDownWad).mulWadUp(scale);
         uint256 v = down >= WAD ? 0 : vol.mulWadDown(WAD - down);
         return v < pc.minVolWad ? pc.minVolWad : v;

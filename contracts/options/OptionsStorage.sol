@@ -5,6 +5,12 @@ import {IOptions} from "../interfaces/IOptions.sol";
 import {IPlimsoll} from "../interfaces/IPlimsoll.sol";
 import {IOracleRouter} from "../interfaces/IOracleRouter.sol";
 import {OptionsRisk} from "./OptionsRisk.sol";
+import {BlackScholes} from "../libraries/BlackScholes.sol";
+
+/// @dev The core's `marketConfig` decoded to its first field only (feedId).
+interface ICoreFeedId {
+    function marketConfig(uint256 marketId) external view returns (uint16 feedId);
+}
 
 /// @dev What the options market needs from the core.
 interface IOptionsHost {
@@ -91,11 +97,16 @@ abstract contract OptionsStorage is IOptions {
     mapping(uint256 seriesId => uint256) internal _settlement; // [wad] 0 until settled
     uint256[] internal _live; // listed and not retired
     mapping(uint256 marketId => OptionsConfig) internal _cfg;
-    /// @dev Market's spot feed id | implied-vol feed id << 16: the two ids a check needs, one slot.
-    mapping(uint256 marketId => uint32) internal _feedIds;
+    /// @dev Market's implied-vol feed id (a copy of _cfg's ivFeedId in its own slot: a check
+    ///      reads one word, not the config). The spot feed id is the core's (_spotFeed).
+    mapping(uint256 marketId => uint16) internal _volFeedIds;
     PortfolioConfig internal _pm;
     /// @dev Positions of (owner, sub): dense, two 128-bit legs per slot, leg = id + 1 | size << 24.
     mapping(address owner => mapping(uint256 sub => uint256[BOOK_SLOTS])) internal _book;
+    /// @dev How many subaccounts hold a position (long or short) in a series: a settled series
+    ///      leaves the live list (and the pool's books) only when this is 0, never on a net
+    ///      open interest of 0 (a long and a short that net out are still two claims on the pool).
+    mapping(uint256 seriesId => uint256) internal _holders;
 
     constructor(IOptionsHost core_) {
         core = core_;
@@ -225,16 +236,24 @@ abstract contract OptionsStorage is IOptions {
     function _appendLeg(address owner, uint256 sub, uint256 n, uint256 id, int256 size) internal returns (uint256) {
         if (n >= MAX_ACCOUNT_SERIES) revert TooManySeries(MAX_ACCOUNT_SERIES);
         _book[owner][sub][n / 2] |= _pack(id, size) << (128 * (n % 2));
+        ++_holders[id];
         return n + 1;
     }
 
-    /// @dev Removes `closed` [wad] of the traders' open interest in `l`'s series (the pool takes
-    ///      the other side) and retires a settled series left without open interest.
+    /// @dev Removes a whole position of `closed` [wad] from `l`'s series (the traders' open
+    ///      interest; the pool takes the other side) and from its holders.
     function _closeInSeries(OptionsRisk.Leg memory l, int256 closed) internal {
         SeriesSlot storage s = _series[l.id];
-        int256 oi = s.openInterest - closed;
-        s.openInterest = _toInt104(oi);
-        if (oi == 0 && l.settlementPrice != 0) _retire(l.id);
+        s.openInterest = _toInt104(s.openInterest - closed);
+        _leaveSeries(l.id);
+    }
+
+    /// @dev One subaccount's position in series `id` is gone: a settled series that nobody
+    ///      holds any more retires (every long and short has been paid).
+    function _leaveSeries(uint256 id) internal {
+        uint256 h = _holders[id] - 1; // the position was counted when it was opened
+        _holders[id] = h;
+        if (h == 0 && _settlement[id] != 0) _retire(id);
     }
 
     function _toInt104(int256 x) internal pure returns (int104) {
@@ -242,19 +261,32 @@ abstract contract OptionsStorage is IOptions {
         return int104(x);
     }
 
+    /// @dev The spot feed id of market `m`, read from the core at every use: the core's
+    ///      market config is the one source of truth (a later `configureMarket` that moves the
+    ///      market to another feed moves its options with it). MarketConfig is a static
+    ///      struct whose first word is feedId: only that word is decoded.
+    function _spotFeed(uint256 m) internal view returns (uint16) {
+        return ICoreFeedId(address(core)).marketConfig(m);
+    }
+
+    /// @dev The implied-vol feed id of market `m` (the options market's own configuration).
+    function _volFeed(uint256 m) internal view returns (uint16) {
+        return _volFeedIds[m];
+    }
+
     /// @dev Spot and implied vol of market `m`, with the first feed not graded OK (+1) and its grade.
     function _marketInputs(uint256 m) internal view returns (uint256 spot, uint256 vol, uint256 bad, uint8 status) {
-        uint32 ids = _feedIds[m];
-        uint16 sf = uint16(ids);
-        uint16 vf = uint16(ids >> 16);
+        uint16 sf = _spotFeed(m);
+        uint16 vf = _volFeed(m);
         (spot, status) = oracle.priceInfo(sf);
         if (status != 0) bad = uint256(sf) + 1;
         uint8 vs;
         (vol, vs) = oracle.priceInfo(vf);
+        if (vol > BlackScholes.MAX_VOL) vol = BlackScholes.MAX_VOL; // a valid answer never reverts a check
         if (vs != 0 && bad == 0) (bad, status) = (uint256(vf) + 1, vs);
     }
 
-    /// @dev Drops a settled series without open interest from the live list.
+    /// @dev Drops a settled series that nobody holds from the live list.
     function _retire(uint256 id) internal {
         for (uint256 k; k < _live.length; ++k) {
             if (_live[k] == id) {

@@ -25,6 +25,8 @@ contract OracleRouter is IOracleRouter {
     uint8 public constant SEQUENCER = 3;
     uint8 public constant INVALID = 4;
     uint8 internal constant MAX_CONFIRM_ROUNDS = 8;
+    /// @notice Rounds `priceAt` walks back from the latest to find the first after a time.
+    uint256 public constant PRICE_AT_WALK = 24;
 
     struct Feed {
         AggregatorV3Interface aggregator;
@@ -168,6 +170,33 @@ contract OracleRouter is IOracleRouter {
             revert NonPositivePrice(feedId, answer);
         }
         revert PriceOutOfBounds(feedId, priceWad, fs.minWad, fs.maxWad);
+    }
+
+    /// @inheritdoc IOracleRouter
+    /// @dev Round ids are consecutive within an aggregator phase; the first round of a new
+    ///      phase has no readable predecessor and is refused (NotFirstRoundAfter): the
+    ///      walk and the caller both need a round with a predecessor before `time`.
+    function priceAt(uint256 feedId, uint256 time, uint80 roundId) external view returns (uint256, uint80) {
+        Feed storage fs = feeds[feedId];
+        AggregatorV3Interface aggregator = fs.aggregator;
+        if (address(aggregator) == address(0)) revert UnknownFeed(feedId);
+        if (roundId == 0) {
+            (roundId,,,,) = aggregator.latestRoundData();
+            for (uint256 i; i < PRICE_AT_WALK && roundId > 1 && _roundTime(aggregator, roundId - 1) >= time; ++i) {
+                --roundId;
+            }
+        }
+        (, int256 answer,, uint256 t,) = aggregator.getRoundData(roundId);
+        if (roundId <= 1 || t < time || _roundTime(aggregator, roundId - 1) >= time) {
+            revert NotFirstRoundAfter(feedId, roundId, time);
+        }
+        uint256 p = _normalize(feedId, fs.decimals, answer);
+        if (p < fs.minWad || p > fs.maxWad) revert PriceOutOfBounds(feedId, p, fs.minWad, fs.maxWad);
+        return (p, roundId);
+    }
+
+    function _roundTime(AggregatorV3Interface aggregator, uint80 roundId) internal view returns (uint256 t) {
+        (,,, t,) = aggregator.getRoundData(roundId);
     }
 
     /// @inheritdoc IOracleRouter

@@ -70,7 +70,7 @@ def test_fast_path_matches_contract(bs_harness: Contract) -> None:
         ((10**36 + 1, WAD, WAD, 86400, 0), "InvalidSpot"),
         ((WAD, 0, WAD, 86400, 0), "InvalidStrike"),
         ((WAD, 10**36 + 1, WAD, 86400, 0), "InvalidStrike"),
-        ((WAD, WAD, 10 * WAD + 1, 86400, 0), "VolTooHigh"),
+        ((WAD, WAD, 1_000 * WAD + 1, 86400, 0), "VolTooHigh"),
         ((WAD, WAD, WAD, 10 * rf.YEAR + 1, 0), "TauTooLong"),
         ((WAD, WAD, WAD, 86400, WAD + 1), "RateOutOfRange"),
         ((WAD, WAD, WAD, 86400, -WAD - 1), "RateOutOfRange"),

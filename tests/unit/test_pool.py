@@ -206,7 +206,10 @@ def test_pool_actions_rejected_when_paused(dep, admin, lp_funded, action):
     pool, lp = dep.pool, lp_funded
     dep.send(pool.functions.deposit(usdc(100), lp), lp)
     dep.send(dep.core.functions.setPaused(32), admin)
-    with reverts("ActionPaused", action=32):
+    # ERC-4626: every max* is 0 while the pool is paused, and the pool says why (PAUSED = 1).
+    for view in ("maxDeposit", "maxMint", "maxWithdraw", "maxRedeem"):
+        assert pool.functions[view](lp).call() == 0, view
+    with reverts("PoolClosed", reason=1, feedId=0, status=0):
         if action == "deposit":
             dep.send(pool.functions.deposit(usdc(100), lp), lp)
         else:

@@ -738,7 +738,7 @@ contract OptionsPortfolioTest is OptionsBase {
         assertEq(mmOf(alice, 0, 0), 100e18);
         assertEq(mmOf(alice, 0, FULL), 100e18);
         assertEq(mmOf(alice, 0, 8), 0, "spot up: a gain");
-        opt.settleSeries(atmCall);
+        opt.settleSeries(atmCall, 0);
         assertEq(mmOf(alice, 0, FULL), 0, "settled: nothing moves");
         (int256 e,,) = core.accountMargin(alice, 0);
         assertEq(e, cashOf(alice, 0) + 100e18);
@@ -937,19 +937,19 @@ contract OptionsLiquidationTest is OptionsBase {
 contract OptionsSettlementTest is OptionsBase {
     function test_settle_series_guards() public {
         vm.expectRevert(abi.encodeWithSelector(IOptionsMarketT.NotExpired.selector, atmCall, EXPIRY));
-        opt.settleSeries(atmCall);
+        opt.settleSeries(atmCall, 0);
         vm.expectRevert(abi.encodeWithSelector(IOptionsMarketT.UnknownSeries.selector, 42));
-        opt.settleSeries(42);
+        opt.settleSeries(42, 0);
         vm.warp(EXPIRY); // feeds not refreshed: the spot is stale
         vm.expectRevert(abi.encodeWithSelector(IOptionsMarketT.OptionPriceNotTrusted.selector, ETH_FEED, 2));
-        opt.settleSeries(atmCall);
+        opt.settleSeries(atmCall, 0);
         setPrice(ethFeed, 2_222e18);
         vm.expectEmit(true, false, false, true, address(opt));
         emit IOptionsMarketT.SeriesSettled(atmCall, 2_222e18);
-        opt.settleSeries(atmCall);
+        opt.settleSeries(atmCall, 0);
         assertEq(uint256(opt.series(atmCall).settlementPrice), 2_222e18);
         vm.expectRevert(abi.encodeWithSelector(IOptionsMarketT.AlreadySettled.selector, atmCall));
-        opt.settleSeries(atmCall);
+        opt.settleSeries(atmCall, 0);
         // No open interest: settling retired it at once.
         assertFalse(isLive(atmCall));
         assertTrue(isLive(call90));
@@ -965,7 +965,7 @@ contract OptionsSettlementTest is OptionsBase {
         optTrade(bob, 0, call90, 1e18); // a series that is not settled stays
         setPrice(ethFeed, 2_345.678e18);
         skipFresh(30 days);
-        opt.settleSeries(atmCall);
+        opt.settleSeries(atmCall, 0);
         assertTrue(isLive(atmCall), "open interest left");
 
         uint256 payoff = 345.678e18;
@@ -1004,7 +1004,7 @@ contract OptionsSettlementTest is OptionsBase {
         optTrade(alice, 0, atmPut, 2e18);
         setPrice(ethFeed, 1_800e18);
         skipFresh(30 days);
-        opt.settleSeries(atmPut);
+        opt.settleSeries(atmPut, 0);
         int256 a0 = cashOf(alice, 0);
         opt.settleAccount(alice, 0);
         assertEq(cashOf(alice, 0) - a0, 400e18);
@@ -1027,9 +1027,12 @@ contract OptionsSettlementTest is OptionsBase {
         // The spot keeps moving the value until the series is settled.
         setPrice(ethFeed, 2_050e18);
         assertEq(markOf(atmCall), 50e18);
-        opt.settleSeries(atmCall);
+        // Settlement takes the first round at or after expiry (2,150, from skipFresh at the
+        // expiry), not the spot at the call (2,050).
+        opt.settleSeries(atmCall, 0);
+        assertEq(uint256(opt.series(atmCall).settlementPrice), 2_150e18);
         setPrice(ethFeed, 2_400e18);
-        assertEq(markOf(atmCall), 50e18, "fixed at the settlement price");
+        assertEq(markOf(atmCall), 150e18, "fixed at the settlement price");
         // settleAccount skips series that are not settled.
         vm.prank(admin);
         uint256 late = opt.listSeries(ETH_PERP, true, uint40(block.timestamp + 1 days), 2_000e18);
@@ -1051,7 +1054,7 @@ contract OptionsSettlementTest is OptionsBase {
         optTrade(alice, 0, atmCall, -1e18);
         setPrice(ethFeed, 3_000e18);
         skipFresh(30 days);
-        opt.settleSeries(atmCall);
+        opt.settleSeries(atmCall, 0);
         assertTrue(core.isLiquidatable(alice, 0)); // payoff 1,000 > equity
         vm.prank(keeper);
         core.liquidate(alice, 0);
@@ -1060,7 +1063,7 @@ contract OptionsSettlementTest is OptionsBase {
         assertEq(ids.length, 0);
         // Nothing else can retire it.
         vm.expectRevert(abi.encodeWithSelector(IOptionsMarketT.AlreadySettled.selector, atmCall));
-        opt.settleSeries(atmCall);
+        opt.settleSeries(atmCall, 0);
         opt.settleAccount(alice, 0);
         assertFalse(isLive(atmCall), "settled, no open interest: should be retired");
     }
@@ -1238,7 +1241,7 @@ contract OptionsAdminTest is OptionsBase {
 
         // A settled series without open interest frees its slot.
         skipFresh(30 days);
-        opt.settleSeries(atmCall);
+        opt.settleSeries(atmCall, 0);
         vm.prank(admin);
         assertEq(opt.listSeries(ETH_PERP, true, uint40(block.timestamp + 30 days), 2_000e18), maxLive);
     }
@@ -1275,12 +1278,14 @@ contract OptionsAdminTest is OptionsBase {
         (int256 v, uint256 req,,) = opt.poolRisk();
         assertEq(v, -toInt(mulUp(5e18, m)));
         assertEq(req, 2_500e18);
-        // Traders selling puts make the pool long: value at the haircut, no IM.
+        // Traders selling puts make the pool long: value at the full mark (the share price),
+        // the haircut as IM (issue 13, finding 1).
         depositFor(bob, 0, CASH_ID, 10_000e6);
         optTrade(bob, 0, atmPut, -2e18);
         (v, req,,) = opt.poolRisk();
-        assertEq(req, 2_500e18);
-        assertEq(v, -toInt(mulUp(5e18, m)) + toInt((2e18 * markOf(atmPut) / WAD) * LONG_HAIRCUT / WAD));
+        uint256 longValue = 2e18 * markOf(atmPut) / WAD;
+        assertEq(req, 2_500e18 + longValue - longValue * LONG_HAIRCUT / WAD);
+        assertEq(v, -toInt(mulUp(5e18, m)) + toInt(longValue));
     }
 
     /// Was a bug (contracts/core/MarginEngine.sol `_poolMargin` with OptionsMarket.poolRisk):
@@ -1298,14 +1303,21 @@ contract OptionsAdminTest is OptionsBase {
         vm.warp(block.timestamp + 1 hours + 1);
         btcFeed.updateAnswer(btcFeed.latestAnswer());
         ivFeed.updateAnswer(ivFeed.latestAnswer());
-        vm.expectRevert(abi.encodeWithSelector(IPlimsoll.PriceNotTrusted.selector, uint256(ETH_FEED), 2));
+        // The pool says why before the core's own check (PoolClosed: UNTRUSTED, feed, grade).
+        vm.expectRevert(abi.encodeWithSignature("PoolClosed(uint8,uint256,uint8)", 3, uint256(ETH_FEED), 2));
         vm.prank(lp);
         pool.withdraw(1_000e6, lp, lp);
+        vm.prank(address(pool));
+        vm.expectRevert(abi.encodeWithSelector(IPlimsoll.PriceNotTrusted.selector, uint256(ETH_FEED), 2));
+        core.poolWithdraw(1_000e6, lp);
         // The IV feed pricing the pool's 5 short calls goes stale: not checked.
         skip(1 hours + 1);
-        vm.expectRevert(abi.encodeWithSelector(IPlimsoll.PriceNotTrusted.selector, uint256(IV_FEED), 2));
+        vm.expectRevert(abi.encodeWithSignature("PoolClosed(uint8,uint256,uint8)", 3, uint256(IV_FEED), 2));
         vm.prank(lp);
         pool.withdraw(1_000e6, lp, lp);
+        vm.prank(address(pool));
+        vm.expectRevert(abi.encodeWithSelector(IPlimsoll.PriceNotTrusted.selector, uint256(IV_FEED), 2));
+        core.poolWithdraw(1_000e6, lp);
     }
 
     function test_pool_must_keep_im_when_its_option_exposure_grows() public {
@@ -1391,7 +1403,7 @@ contract OptionsConservationTest is OptionsBase {
             setPrice(ethFeed, bound(r >> 32, 1_400e18, 2_800e18));
             ivFeed.updateAnswer(int256(bound(r >> 96, 0.3e8, 1.5e8)));
         } else if (op == 8) {
-            (ok,) = address(opt).call(abi.encodeCall(opt.settleSeries, (id)));
+            (ok,) = address(opt).call(abi.encodeCall(opt.settleSeries, (id, 0)));
         } else {
             (ok,) = address(opt).call(abi.encodeCall(opt.settleAccount, (who, 0)));
         }

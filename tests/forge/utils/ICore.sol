@@ -100,6 +100,13 @@ interface IPool {
     function balanceOf(address who) external view returns (uint256);
     function convertToAssets(uint256 shares) external view returns (uint256);
     function convertToShares(uint256 assets) external view returns (uint256);
+    function maxDeposit(address receiver) external view returns (uint256);
+    function maxMint(address receiver) external view returns (uint256);
+    function previewMint(uint256 shares) external view returns (uint256);
+    function previewWithdraw(uint256 assets) external view returns (uint256);
+    function closedReason() external view returns (uint8 why, uint256 feedId, uint8 status);
+    function allowance(address owner, address spender) external view returns (uint256);
+    function approve(address spender, uint256 amount) external returns (bool);
     function maxWithdraw(address owner) external view returns (uint256);
     function maxRedeem(address owner) external view returns (uint256);
     function previewDeposit(uint256 assets) external view returns (uint256);
@@ -149,10 +156,11 @@ interface IOptionsMarketT is IOptions {
     function listSeries(uint256 marketId, bool isCall, uint40 expiry, uint128 strike) external returns (uint256 id);
 
     function trade(uint256 sub, uint256 seriesId, int256 sizeDelta, uint256 limitPrice) external;
-    function settleSeries(uint256 seriesId) external;
+    function settleSeries(uint256 seriesId, uint80 roundId) external;
     function settleAccount(address owner, uint256 sub) external;
 
     function openInterest(uint256 seriesId) external view returns (int256);
+    function holders(uint256 seriesId) external view returns (uint256);
     function seriesCount() external view returns (uint256);
     function series(uint256 seriesId) external view returns (Series memory);
     function liveSeries() external view returns (uint256[] memory);
