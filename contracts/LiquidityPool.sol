@@ -36,6 +36,7 @@ contract LiquidityPool is ERC4626 {
     uint8 public constant PAUSED = 1; // the core's pool switch is paused
     uint8 public constant UNPRICED = 2; // a price the pool's equity uses cannot be read
     uint8 public constant UNTRUSTED = 3; // a price the pool's equity uses is not graded OK
+    uint8 internal constant INVALID = 4; // OracleRouter's grade of an answer that is no price
 
     /// @notice Deposits and withdrawals are closed: `reason` (PAUSED, UNPRICED, UNTRUSTED);
     ///         for UNTRUSTED the feed (id) and its grade. Retry when the feed is OK again.
@@ -96,6 +97,8 @@ contract LiquidityPool is ERC4626 {
             if (s.longOI == 0 && s.shortOI == 0 && s.sumOpenNotional == 0 && s.sumSizeFunding == 0) continue;
             uint256 feed = core.marketConfig(m).feedId;
             try oracle.priceInfo(feed) returns (uint256, uint8 st) {
+                // INVALID (an answer <= 0 or out of bounds): there is no price at all.
+                if (st == INVALID) return (UNPRICED, feed, st);
                 if (st != 0) return (UNTRUSTED, feed, st);
             } catch {
                 return (UNPRICED, feed, 0);
@@ -104,7 +107,7 @@ contract LiquidityPool is ERC4626 {
         IOptions options = core.options();
         if (address(options) != address(0)) {
             try options.poolRisk() returns (int256, uint256, uint256 bad, uint8 st) {
-                if (bad != 0) return (UNTRUSTED, bad - 1, st);
+                if (bad != 0) return (st == INVALID ? UNPRICED : UNTRUSTED, bad - 1, st);
             } catch {
                 return (UNPRICED, 0, 0);
             }

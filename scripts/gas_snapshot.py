@@ -165,6 +165,8 @@ def _max_account_gas() -> int:
 CODE_LIMIT = 24_576
 MIN_HEADROOM = 1_024
 SIZED = ("Plimsoll", "PlimsollConfigurator", "PlimsollPeriphery", "OptionsMarket", "LiquidityPool")
+#: The core's three parts must keep MIN_HEADROOM; the others are reported.
+CORE_PARTS = ("Plimsoll", "PlimsollConfigurator", "PlimsollPeriphery")
 
 
 def _size_failures() -> list[str]:
@@ -179,7 +181,7 @@ def _size_failures() -> list[str]:
         size = arts[name].deployed_size
         room = CODE_LIMIT - size
         print(f"{name:22s} {size:6,d} bytes, headroom {room:6,d}")
-        if room < MIN_HEADROOM:
+        if room < MIN_HEADROOM and name in CORE_PARTS:
             out.append(f"{name} has {room:,} bytes of headroom (< {MIN_HEADROOM:,})")
     return out
 

@@ -125,9 +125,12 @@ contract PlimsollPeriphery is CollateralLiquidation {
     // ------------------------------------------------------------------ pool views
     // (the pool's ERC-4626 views; its cash moves stay in the core)
 
-    /// @notice The pool's equity in cash token units, rounded down, floored at zero.
+    /// @notice The pool's equity in cash token units, rounded down, floored at zero. Reverts
+    ///         `PriceNotTrusted(feed, 4)` while a price it uses is INVALID (no price at all:
+    ///         the pool then reports itself unvalued, 0, instead of a made-up value).
     function poolAssets() external view returns (uint256) {
-        (int256 equity,,,) = _poolMargin();
+        (int256 equity,, uint256 bad, uint8 status) = _poolMargin();
+        if (status == 4) revert PriceNotTrusted(bad - 1, status);
         return equity > 0 ? uint256(equity).fromWadDown(cashDecimals) : 0;
     }
 

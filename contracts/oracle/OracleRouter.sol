@@ -190,7 +190,8 @@ contract OracleRouter is IOracleRouter {
         if (roundId <= 1 || t < time || _roundTime(aggregator, roundId - 1) >= time) {
             revert NotFirstRoundAfter(feedId, roundId, time);
         }
-        uint256 p = _normalize(feedId, fs.decimals, answer);
+        if (answer <= 0) revert NonPositivePrice(feedId, answer);
+        uint256 p = uint256(answer) * 10 ** (18 - fs.decimals);
         if (p < fs.minWad || p > fs.maxWad) revert PriceOutOfBounds(feedId, p, fs.minWad, fs.maxWad);
         return (p, roundId);
     }

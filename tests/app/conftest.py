@@ -157,12 +157,15 @@ class Wallet:
     def message(self) -> str:
         return str(self.page.inner_text("#msg"))
 
-    def wait_message(self, kind: str, timeout: float = 30_000) -> str:
-        """The message once it is of ``kind`` (ok, error); on timeout, fail with what it says."""
+    def wait_message(self, kind: str, timeout: float = 30_000, contains: str = "") -> str:
+        """The message once it is of ``kind`` (ok, error) and, when given, ``contains`` that
+        text (so that a message left by the previous action is not taken for this one's); on
+        timeout, fail with what it says."""
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+        sel = f"#msg.{kind}" + (f":has-text({contains!r})" if contains else "")
         try:
-            self.page.wait_for_selector(f"#msg.{kind}", timeout=timeout)
+            self.page.wait_for_selector(sel, timeout=timeout)
         except PlaywrightTimeout:
             raise AssertionError(
                 f"no {kind} message; the page says {self.message()!r} (errors {self.errors}; "

@@ -312,6 +312,6 @@ def test_transfer_isolate_portfolio_margin_and_lp_withdraw_max(
     w.wait_message("ok")
     w.page.click("#f-lp-withdraw button[data-max]")
     w.page.click("#f-lp-withdraw button.primary")
-    assert "redeem every share" in w.wait_message("ok")
+    assert "redeem every share" in w.wait_message("ok", contains="redeem every share")
     assert dep.pool.functions.balanceOf(trader).call() == 0
     w.shot("transfer-isolate-portfolio-lp")
