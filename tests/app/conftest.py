@@ -166,6 +166,11 @@ class Wallet:
         sel = f"#msg.{kind}" + (f":has-text({contains!r})" if contains else "")
         try:
             self.page.wait_for_selector(sel, timeout=timeout)
+            # The page refreshes the account after an action and takes no new one until then
+            # (a click meanwhile is ignored): wait for that, as a person would see it settle.
+            self.page.wait_for_function(
+                "() => !(window.plimsoll && window.plimsoll.st.busy)", timeout=timeout
+            )
         except PlaywrightTimeout:
             raise AssertionError(
                 f"no {kind} message; the page says {self.message()!r} (errors {self.errors}; "
