@@ -173,6 +173,7 @@ class SimResult:
     insurance: F  # (P, T+1) [USD]
     lp_value: F  # (P, T+1) [USD]
     bad_debt: F  # (P, T+1, 4) cumulative [USD] by cause (CAUSES)
+    recovered: F  # (P, T+1) cumulative [USD] market value of collateral forfeited with a deficit
     gap_accounts: F  # (P,) accounts that met MM at the previous update and ended with bad debt
     bad_accounts: F  # (P,) accounts with bad debt
     keeper_profit: F  # (P,) [USD] rewards - gas
@@ -184,6 +185,12 @@ class SimResult:
     @property
     def bad_debt_total(self) -> F:
         out: F = self.bad_debt[:, -1].sum(-1)
+        return out
+
+    @property
+    def net_loss(self) -> F:
+        """Bad debt booked minus the market value of the collateral the protocol recovered."""
+        out: F = self.bad_debt_total - self.recovered[:, -1]
         return out
 
     @property
@@ -294,7 +301,7 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
     log_imp = np.zeros((P, A))
     s_im = np.ones((M, P))
     s_mm = np.ones((M, P))
-    ewma_var = np.full((P, A), vp.base_vol**2)
+    ewma_var = np.full((P, A), vp.base_vol**2)  # warmed up at the base: scalars start at 1
     base_fee = np.full(P, cfg.gas.base_fee)
     spike_left = np.zeros(P, dtype=np.int64)
     insurance = np.full(P, cfg.insurance)
@@ -320,6 +327,7 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
 
     out = {k: np.zeros((P, T + 1)) for k in ("liq", "cliq", "wait", "fee", "ins", "lp", "nliq")}
     bad = np.zeros((P, T + 1, 4))
+    recovered = np.zeros((P, T + 1))
     mkt_s = np.zeros((P, T + 1, A))
     orc_s = np.zeros((P, T + 1, A))
     mkt_s[:, 0] = orc_s[:, 0] = fund[:, 0]
@@ -350,12 +358,13 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
         posted = new_posted
         # 3. vol scalars (the risk keeper's policy)
         if vp.response > 0:
-            lam = vp.ewma_lambda ** (dt / vp.update_every)
+            lam = vp.ewma_lambda ** (dt / vp.sample_seconds)
             ewma_var = lam * ewma_var + (1 - lam) * ret**2 / (dt / YEAR)
             target = np.clip(1 + vp.response * (np.sqrt(ewma_var) / vp.base_vol - 1),
                              vp.floor, vp.cap)[:, m_asset].T
-            s_mm = np.clip(target, s_mm * (1 - vp.max_step), s_mm * (1 + vp.max_step))
-            s_im = s_mm
+            s_im = np.clip(target, s_im * (1 - vp.max_step), s_im * (1 + vp.max_step))
+            # MM follows IM down at once and up over the ramp (RiskLimits.rampPeriod)
+            s_mm = np.where(s_im <= s_mm, s_im, s_mm + (s_im - s_mm) * min(1.0, dt / vp.ramp))
         # 4. margin at the oracle
         mp, cp = posted[:, m_asset].T, posted[:, c_asset].T  # (M, P), (C, P)
         ov = oim = None
@@ -469,6 +478,7 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
         deficit_mask = ~has_pos & ~settled & (cash < 0) & (cash + cval_h < 0) & (
             cand | coll_do | (cval_h <= 0))
         bad[:, k] = bad[:, k - 1]
+        recovered[:, k] = recovered[:, k - 1]
         if np.any(deficit_mask):
             deficit = np.where(deficit_mask, -cash, 0.0)
             fb_part = np.where(deficit_mask, np.clip(fb_gain, 0.0, deficit), 0.0)
@@ -487,6 +497,8 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
             # fund does not cover is socialized to the LPs
             pool_cash = pool_cash - (total - from_ins)
             cash = np.where(deficit_mask, 0.0, cash)
+            for c in range(C):  # the recovery account's collateral at the market
+                recovered[:, k] += (bal[c] * deficit_mask).sum(1) * mkt[:, c_asset[c]]
             bal *= ~deficit_mask  # forfeited to the recovery account
             settled |= deficit_mask
 
@@ -547,6 +559,7 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
         insurance=out["ins"],
         lp_value=out["lp"],
         bad_debt=bad,
+        recovered=recovered,
         gap_accounts=gap_acc.sum(1).astype(float),
         bad_accounts=bad_acc.sum(1).astype(float),
         keeper_profit=keeper_profit,
@@ -576,6 +589,7 @@ def headline(res: SimResult) -> dict[str, float]:
         "bad_debt_mean_usd": float(bd.mean()),
         "bad_debt_p99_usd": float(np.quantile(bd, 0.99)),
         "bad_debt_max_usd": float(bd.max()),
+        "net_loss_mean_usd": float(res.net_loss.mean()),
         "p_insurance_exhausted": res.p_insurance_exhausted,
         "p_gap_bad_debt": res.p_gap_bad_debt,
         "p_bad_debt": res.p_bad_debt,
