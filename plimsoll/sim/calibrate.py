@@ -129,7 +129,7 @@ class Calibration:
     holdout_results: dict[str, SimResult] = field(default_factory=dict)
 
 
-_IM_GRID = (1.0, 1.25, 1.5, 2.0, 2.5)
+_IM_GRID = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
 _MM_GRID = (0.5, 0.65, 0.8)
 
 
@@ -165,8 +165,10 @@ def calibrate(
             return True
         if a.meets != b.meets:
             return a.meets
-        if a.meets:
-            return (a.capital_cost, a.bad_debt_mean_usd) < (b.capital_cost, b.bad_debt_mean_usd)
+        if a.meets:  # cheaper; at the same cost, clearly less bad debt (5%)
+            if not math.isclose(a.capital_cost, b.capital_cost, rel_tol=1e-9):
+                return a.capital_cost < b.capital_cost
+            return a.bad_debt_mean_usd < 0.95 * b.bad_debt_mean_usd
         return (a.p_gap_bad_debt + a.p_insurance_exhausted, a.capital_cost) < (
             b.p_gap_bad_debt + b.p_insurance_exhausted, b.capital_cost)
 

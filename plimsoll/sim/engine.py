@@ -108,7 +108,8 @@ def margin(
     contPerp) + |q| p min(min(|q| slope, 1) sMm, 1) mmFactor; IM = the grid part x imFactor x
     sIm / sMm + |q| p min(min(|q| slope, 1) sIm, 1). Equity = cash + sum(balance x price x
     haircut) + sum(q p - openNotional) (+ option value)."""
-    pf = bool(np.any(portfolio))
+    pm_idx = np.flatnonzero(portfolio)
+    unit = bool(np.all(s_im == 1.0) and np.all(s_mm == 1.0))  # no vol scalars: rate <= 1
     equity = np.array(cash, dtype=np.float64, copy=True)
     im = np.zeros_like(equity)
     mm = np.zeros_like(equity)
@@ -121,18 +122,23 @@ def margin(
         smm = np.asarray(s_mm[m])[..., None]
         q = np.abs(sizes[m])
         n = q * p
-        qs = q * mk.size_slope
-        rate = np.minimum(qs + mk.im_base, 1.0)
-        im_m = n * np.minimum(rate * sim, 1.0)
-        mm_m = n * np.minimum(rate * smm, 1.0) * mk.mm_factor
-        if pf:
-            rs = np.minimum(qs, 1.0)
-            grid = n * (np.minimum(PM_SPOT_SHOCK * smm, PM_MAX_SHOCK) + PM_CONT_PERP)
-            pm_mm = grid + n * np.minimum(rs * smm, 1.0) * mk.mm_factor
-            pm_im = grid * (PM_IM_FACTOR * sim / smm) + n * np.minimum(rs * sim, 1.0)
-            im_m = np.where(portfolio, pm_im, im_m)
-            mm_m = np.where(portfolio, pm_mm, mm_m)
-        equity += sizes[m] * p - open_notional[m]
+        rate = np.minimum(q * mk.size_slope + mk.im_base, 1.0)
+        if unit:
+            im_m = n * rate
+            mm_m = im_m * mk.mm_factor
+        else:
+            im_m = n * np.minimum(rate * sim, 1.0)
+            mm_m = n * np.minimum(rate * smm, 1.0) * mk.mm_factor
+        if pm_idx.size:
+            # portfolio accounts only: the grid's perp loss + contingency, and the size part
+            npm = n[..., pm_idx]
+            rs = np.minimum(q[..., pm_idx] * mk.size_slope, 1.0)
+            grid = npm * (np.minimum(PM_SPOT_SHOCK * smm, PM_MAX_SHOCK) + PM_CONT_PERP)
+            mm_m[..., pm_idx] = grid + npm * np.minimum(rs * smm, 1.0) * mk.mm_factor
+            im_m[..., pm_idx] = grid * (PM_IM_FACTOR * sim / smm) + npm * np.minimum(rs * sim,
+                                                                                    1.0)
+        equity += sizes[m] * p
+        equity -= open_notional[m]
         im += im_m
         mm += mm_m
         notional += n
