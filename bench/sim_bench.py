@@ -27,8 +27,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from plimsoll.sim import FeedbackSpec, PopulationSpec, SimConfig  # noqa: E402
-from plimsoll.sim import draw_population, jump_diffusion  # noqa: E402
+from plimsoll.sim import (  # noqa: E402
+    FeedbackSpec,
+    PopulationSpec,
+    SimConfig,
+    draw_population,
+    jump_diffusion,
+)
 from plimsoll.sim.engine import headline, simulate  # noqa: E402
 
 

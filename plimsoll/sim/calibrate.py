@@ -256,7 +256,7 @@ def market_tuples(cfg: SimConfig, params: Params) -> list[tuple[int, tuple[Any, 
         i, spec = by_name[m.name]
         spec = replace(spec, im_base=_wad(m.im_base), mm_factor=_wad(m.mm_factor),
                        size_slope=_wad(m.size_slope))
-        out.append((i, spec.as_tuple()))
+        out.append((i, tuple(v if isinstance(v, bool) else int(v) for v in spec.as_tuple())))
     return out
 
 
@@ -269,7 +269,8 @@ def liquidation_tuple(cfg: SimConfig, params: Params) -> tuple[int, ...]:
 def _wad(x: float) -> int:
     from decimal import Decimal
 
-    return int(Decimal(repr(float(x))) * 10**18)
+    # 12 decimals: 0.1 x 1.75 is 0.17500000000000002 in binary, 0.175 to an admin
+    return int(Decimal(repr(round(float(x), 12))) * 10**18)
 
 
 def admin_calls(cfg: SimConfig, params: Params, core: str, timelock: str | None = None,

@@ -48,3 +48,21 @@ def test_book_from_a_deployment_margins_like_the_contract(
     np.testing.assert_allclose(got.mm, np.array(exact.mm, dtype=float) / WAD, rtol=1e-9,
                                atol=1e-9)
     assert book.sizes.any()  # bob's BTC position came through
+
+
+def test_recommended_admin_calls_execute_on_the_real_core(dep: Deployment) -> None:
+    """The calibration's calldata, sent by the admin, sets exactly the recommended rates."""
+    from plimsoll.sim.calibrate import Params, admin_calls, liquidation_tuple, market_tuples
+
+    cfg = SimConfig()
+    p = Params(im_scale=1.75, mm_factor=0.65, buffer=0.5, penalty=0.02)
+    for call in admin_calls(cfg, p, dep.core.address):
+        tx = dep.w3.eth.send_transaction({"from": dep.admin, "to": call["target"],
+                                          "data": call["calldata"]})
+        assert dep.w3.eth.wait_for_transaction_receipt(tx)["status"] == 1, call["function"]
+    for i, t in market_tuples(cfg, p):
+        got = dep.core.functions.marketConfig(i).call()
+        assert int(got[2]) == t[2] and int(got[3]) == t[3] and int(got[5]) == t[5]
+    assert int(dep.core.functions.marketConfig(0).call()[2]) == 175 * 10**15  # 0.175, exact
+    assert tuple(int(x) for x in dep.core.functions.liquidationConfig().call()[:7]) == (
+        liquidation_tuple(cfg, p))
