@@ -394,7 +394,9 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
         hit = move >= cfg.gas.spike_on_move
         spike = hit | (rng.random(P) < cfg.gas.spike_prob) | (spike_left > 0)
         spike_left = np.where(hit, 3, np.where(spike, np.maximum(spike_left - 1, 0), 0))
-        ext = np.where(spike, cfg.gas.spike_demand, cfg.gas.demand)
+        # others fill blocks in a spike, up to the fee cap (elastic demand there)
+        ext = np.where(spike, np.where(base_fee < cfg.gas.fee_cap, cfg.gas.spike_demand,
+                                       min(cfg.gas.spike_demand, 0.5)), cfg.gas.demand)
         cap = keeper_capacity(ext, blocks, cfg)
         gas_usd = gas_cost_usd(base_fee, ks, cfg.gas.priority_fee)[:, None]
         if oi.size:

@@ -53,10 +53,15 @@ def oracle_update(
 
 def next_base_fee(base_fee: F | float, used_share: F | float, blocks: int, gas: GasSpec) -> F:
     """EIP-1559 base fee [gwei] after ``blocks`` blocks each filled to ``used_share`` of the
-    gas limit (target = half): x (1 + (2 u - 1) / 8) per block, at least ``min_base_fee``."""
+    gas limit (target = half): x (1 + (2 u - 1) / 8) per block, at least ``min_base_fee``;
+    full blocks raise it to ``gas.fee_cap`` at most (elastic demand there)."""
     u = np.clip(np.asarray(used_share, dtype=np.float64), 0.0, 1.0)
-    return np.maximum(np.asarray(base_fee) * (1.0 + (2.0 * u - 1.0) / 8.0) ** blocks,
-                      gas.min_base_fee)
+    fee = np.asarray(base_fee, dtype=np.float64)
+    new = fee * (1.0 + (2.0 * u - 1.0) / 8.0) ** blocks
+    # congestion stops at the cap (demand is elastic there); a fee above it only falls
+    new = np.where(u > 0.5, np.minimum(new, np.maximum(fee, gas.fee_cap)), new)
+    out: F = np.maximum(new, gas.min_base_fee)
+    return out
 
 
 def keeper_capacity(external_share: F, blocks: int, cfg: SimConfig) -> npt.NDArray[np.int64]:
@@ -134,6 +139,8 @@ class MarketDriver:
         move = float(np.max(np.abs(np.log(fund / self.fundamental[self.step - 1]))))
         share = external_demand(self._rng, move, self.cfg.gas, spike_left=self.spike_left)
         self.spike_left = max(0, self.spike_left - 1) if share < self.cfg.gas.spike_demand else 3
+        if self.base_fee >= self.cfg.gas.fee_cap:
+            share = min(share, 0.5)  # others stop bidding at the cap
         blocks = self.cfg.blocks_per(t1 - t0)
         self.base_fee = float(next_base_fee(self.base_fee, share, blocks, self.cfg.gas))
         return BlockInputs(

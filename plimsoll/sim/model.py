@@ -160,7 +160,9 @@ class GasSpec:
     """EIP-1559: base fee x (1 + (used - target) / target / 8) per block, target = limit / 2.
     External demand fills ``demand`` of every block, and ``spike_demand`` during spikes, which
     start with probability ``spike_prob`` per step (and in every step where the path's move
-    exceeds ``spike_on_move``: a crash is when everyone transacts)."""
+    exceeds ``spike_on_move``: a crash is when everyone transacts). Demand is elastic at
+    ``fee_cap``: once the base fee reaches it, others fill blocks only to the target, so the
+    base fee holds there (and keepers find room again)."""
 
     block_time: float = 12.0  # [s]
     gas_limit: int = 30_000_000
@@ -171,6 +173,7 @@ class GasSpec:
     spike_demand: float = 0.98
     spike_prob: float = 0.01
     spike_on_move: float = 0.03  # a |log move| of the step above this starts a spike
+    fee_cap: float = 500.0  # [gwei] others stop bidding above it: blocks return to the target
 
     def __post_init__(self) -> None:
         _check(self.block_time > 0 and self.gas_limit > 0, "block time and gas limit must be > 0")
