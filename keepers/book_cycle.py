@@ -186,13 +186,10 @@ class BookCycle:
             None if m.mm_scalar is None else tuple(int(x) for x in m.mm_scalar),
             None if m.im_scalar is None else tuple(int(x) for x in m.im_scalar),
         )
-        flagged_all = np.flatnonzero(book.flags[: book.n] != 0)
-        if len(flagged_all):
-            moved = market_key != self._last_market or (
-                self.reconcile_every > 0 and block % self.reconcile_every == 0
-            )
-            if not moved:
-                flagged_all = np.intersect1d(flagged_all, written).astype(np.int64)
+        moved = market_key != self._last_market or (
+            self.reconcile_every > 0 and block % self.reconcile_every == 0
+        )
+        flagged_all = book.flagged_to_check(written, moved)
         self._last_market = market_key
         if len(flagged_all):
             # The options pass needs every flagged row's exact state: a second, small subset.

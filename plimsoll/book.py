@@ -87,8 +87,13 @@ class _I128:
         self.hi[rows] = (v >> 64).astype(np.int64)
 
     def get(self, rows: Any) -> IntArray:
-        hi = self.hi[rows].astype(object)
-        lo = self.lo[rows].astype(object)
+        hi_i = self.hi[rows]
+        lo_u = self.lo[rows]
+        small = lo_u.view(np.int64)
+        if (hi_i == (small >> 63)).all():  # every value fits in int64: one conversion
+            return cast(IntArray, small.astype(object))
+        hi = hi_i.astype(object)
+        lo = lo_u.astype(object)
         return cast(IntArray, (hi << 64) | lo)
 
     def floats(self, rows: Any) -> F64:
@@ -161,12 +166,13 @@ class AccountBook:
         self.kmag = np.zeros(0)  # [USD] |cash| + sum|on| + sum|size x entry|
         self.fsize = np.zeros((0, n_markets))  # [units]
         self.fbal = np.zeros((0, n_assets))  # [tokens]
+        self.absz = np.zeros((0, n_markets))  # |fsize|
+        self.mmc = np.zeros((0, n_markets))  # [units] |size| x MM rate: MM = mmc @ prices
         self.market: MarginState | None = None  # market-level columns of the last block
         self.block = -1  # last block applied
         self.journal: dict[int, set[tuple[str, int]]] = {}
         self.dirty: set[tuple[str, int]] = set()
         self._rate_key: tuple[Any, ...] | None = None
-        self._mmr = np.zeros((0, n_markets))
 
     # ------------------------------------------------------------------ rows
 
@@ -179,13 +185,12 @@ class AccountBook:
         cap = max(need, 2 * self.cap, 1024)
         for col in (self.cash, self.bal, self.size, self.on, self.entry):
             col.grow(cap)
-        for name in ("flags", "k", "kmag", "fsize", "fbal", "_mmr"):
+        for name in ("flags", "k", "kmag", "fsize", "fbal", "absz", "mmc"):
             old = getattr(self, name)
             new = np.zeros((cap, *old.shape[1:]), dtype=old.dtype)
             new[: old.shape[0]] = old
             setattr(self, name, new)
         self.cap = cap
-        self._rate_key = None
 
     def rows_of(self, keys: Iterable[tuple[str, int]]) -> npt.NDArray[np.int64]:
         """Rows of ``keys`` (checksummed owner, sub); new keys get new rows (all zero)."""
@@ -233,9 +238,11 @@ class AccountBook:
         mag = np.abs(cash) * WAD + np.abs(on).sum(axis=1) * WAD + np.abs(sizes * entry).sum(axis=1)
         self.kmag[rows] = [int(v) / WAD**2 for v in mag]
         self.fsize[rows] = self.size.floats(rows) / WAD
+        self.absz[rows] = np.abs(self.fsize[rows])
         dec = np.asarray(state.asset_decimals, dtype=np.int64)
         self.fbal[rows] = self.bal.floats(rows) / (10.0 ** dec.astype(np.float64))
-        self._rate_key = None
+        if self.market is not None and self._rate_key is not None:
+            self.mmc[rows] = self.absz[rows] * self._rates(self.market, self.absz[rows])
 
     def diff(
         self, state: MarginState, only: set[tuple[str, int]] | None = None
@@ -316,11 +323,8 @@ class AccountBook:
 
         for col, cols in ((self.bal, na), (self.size, nm), (self.on, nm), (self.entry, nm)):
             col.hi, col.lo = widen(col.hi, cols), widen(col.lo, cols)
-        self.fsize, self.fbal, self._mmr = (
-            widen(self.fsize, nm),
-            widen(self.fbal, na),
-            widen(self._mmr, nm),
-        )
+        self.fsize, self.fbal = widen(self.fsize, nm), widen(self.fbal, na)
+        self.absz, self.mmc = widen(self.absz, nm), widen(self.mmc, nm)
         self.nm, self.na = nm, na
         self._rate_key = None
 
@@ -367,36 +371,47 @@ class AccountBook:
 
     # ------------------------------------------------------------------ screen
 
-    def _mm_rates(self) -> F64:
-        """MM rate of every (row, market) [fraction] for the market's parameters now, float."""
-        m = self.market
-        assert m is not None
-        s_mm = [WAD] * self.nm if m.mm_scalar is None else [int(x) for x in m.mm_scalar]
-        key = (
-            self.n,
+    @staticmethod
+    def _rate_params(m: MarginState) -> tuple[Any, ...]:
+        nm = m.n_markets
+        s_mm = [WAD] * nm if m.mm_scalar is None else [int(x) for x in m.mm_scalar]
+        return (
             tuple(int(x) for x in m.im_base),
             tuple(int(x) for x in m.size_slope),
             tuple(int(x) for x in m.mm_factor),
             tuple(s_mm),
         )
+
+    @staticmethod
+    def _rates(m: MarginState, absz: F64) -> F64:
+        """MM rate [fraction] of positions of sizes ``absz`` [units] (rows x markets), float:
+        min(min(imBase + |size| x slope, 1) x mmScalar, 1) x mmFactor."""
+        base_, slope_, mmf_, smm_ = AccountBook._rate_params(m)
+        base = np.array([x / WAD for x in base_])
+        slope = np.array([x / WAD for x in slope_])
+        mmf = np.array([x / WAD for x in mmf_])
+        smm = np.array([x / WAD for x in smm_])
+        rate = np.minimum(base + absz * slope, 1.0)
+        out: F64 = np.minimum(rate * smm, 1.0) * mmf
+        return out
+
+    def _mm_coefficients(self) -> F64:
+        """|size| x MM rate of every (row, market), kept while the market parameters hold."""
+        m = self.market
+        assert m is not None
+        key = self._rate_params(m)
         if key != self._rate_key:
             n = self.n
-            absz = np.abs(self.fsize[:n])
-            base = np.array([int(x) / WAD for x in m.im_base])
-            slope = np.array([int(x) / WAD for x in m.size_slope])
-            mmf = np.array([int(x) / WAD for x in m.mm_factor])
-            smm = np.array([v / WAD for v in s_mm])
-            rate = np.minimum(base + absz * slope, 1.0)
-            self._mmr[:n] = np.minimum(rate * smm, 1.0) * mmf
+            self.mmc[:n] = self.absz[:n] * self._rates(m, self.absz[:n])
             self._rate_key = key
-        mmr: F64 = self._mmr[: self.n]
-        return mmr
+        mmc: F64 = self.mmc[: self.n]
+        return mmc
 
     def screen(self, rows: npt.NDArray[np.int64] | None = None) -> ScreenResult:
         """Screened gap (equity - MM) and its bound for every row (or ``rows``)."""
         m = self.market
         assert m is not None, "set_markets first"
-        mmr_all = self._mm_rates()
+        mmc_all = self._mm_coefficients()
         sel: Any = slice(0, self.n) if rows is None else rows
         nm = self.nm
         index = [current_funding_index(m, j) for j in range(nm)]
@@ -407,19 +422,35 @@ class AccountBook:
         q = np.array(
             [int(x) * int(h) / WAD**2 for x, h in zip(m.asset_price, m.asset_haircut, strict=True)]
         )
-        s = self.fsize[sel]
-        absz = np.abs(s)
-        mmr = mmr_all[sel]
+        absz = self.absz[sel]
         coll = self.fbal[sel] @ q
-        mm = (absz * mmr) @ p
-        gap = self.k[sel] + s @ dp + coll - mm
-        mag = self.kmag[sel] + absz @ (2 * p + absidx) + coll + mm
+        mm = mmc_all[sel] @ p
+        gap = self.k[sel] + self.fsize[sel] @ dp
+        gap += coll
+        gap -= mm
+        mag = absz @ (2 * p + absidx)
+        mag += self.kmag[sel]
+        mag += coll
+        mag += mm
         bound = screen_bound(mag)
         zero = np.array([x == 0 for x in price_i], dtype=bool)
         if m.market_price_ok is not None:
             zero |= ~np.asarray(m.market_price_ok, dtype=bool)
-        priced = ~((absz > 0) & zero).any(axis=1) if nm else np.ones(len(gap), dtype=bool)
+        if zero.any():
+            priced = ~(absz[:, zero] > 0).any(axis=1)
+        else:
+            priced = np.ones(len(gap), dtype=bool)
         return ScreenResult(gap, bound, gap < -bound, np.abs(gap) <= bound, priced)
+
+    def flagged_to_check(
+        self, written: npt.NDArray[np.int64], moved: bool
+    ) -> npt.NDArray[np.int64]:
+        """Option / portfolio-margin rows for plimsoll.pm: all of them when a price or a
+        volatility scalar moved (``moved``), else the ones whose rows were just written."""
+        flagged = np.flatnonzero(self.flags[: self.n] != 0)
+        if moved:
+            return flagged.astype(np.int64)
+        return np.intersect1d(flagged, written).astype(np.int64)
 
     def exact_candidates(
         self, screen: ScreenResult
