@@ -162,12 +162,11 @@ class AccountBook:
         self.entry = _I128((0, n_markets))
         self.flags = np.zeros(0, dtype=np.int64)
         # Screen coefficients (float64), refreshed with a row.
-        self.k = np.zeros(0)  # [USD] cash - sum(on) + sum(size x entry)
-        self.kmag = np.zeros(0)  # [USD] |cash| + sum|on| + sum|size x entry|
-        self.fsize = np.zeros((0, n_markets))  # [units]
-        self.fbal = np.zeros((0, n_assets))  # [tokens]
-        self.absz = np.zeros((0, n_markets))  # |fsize|
-        self.mmc = np.zeros((0, n_markets))  # [units] |size| x MM rate: MM = mmc @ prices
+        # Screen coefficients, one float64 row per account (one matrix product a block):
+        # k [USD] cash - sum(on) + sum(size x entry), kmag [USD] |cash| + sum|on| +
+        # sum|size x entry|, fsize [units], absz = |fsize|, mmc [units] |size| x MM rate
+        # (MM = mmc @ prices), fbal [tokens]. See the properties below.
+        self.X = np.zeros((0, self._width()))
         self.market: MarginState | None = None  # market-level columns of the last block
         self.block = -1  # last block applied
         self.journal: dict[int, set[tuple[str, int]]] = {}
@@ -179,13 +178,46 @@ class AccountBook:
     def __len__(self) -> int:
         return self.n
 
+    def _width(self) -> int:
+        return 2 + 3 * self.nm + self.na
+
+    @property
+    def k(self) -> F64:
+        out: F64 = self.X[:, 0]
+        return out
+
+    @property
+    def kmag(self) -> F64:
+        out: F64 = self.X[:, 1]
+        return out
+
+    @property
+    def fsize(self) -> F64:
+        out: F64 = self.X[:, 2 : 2 + self.nm]
+        return out
+
+    @property
+    def absz(self) -> F64:
+        out: F64 = self.X[:, 2 + self.nm : 2 + 2 * self.nm]
+        return out
+
+    @property
+    def mmc(self) -> F64:
+        out: F64 = self.X[:, 2 + 2 * self.nm : 2 + 3 * self.nm]
+        return out
+
+    @property
+    def fbal(self) -> F64:
+        out: F64 = self.X[:, 2 + 3 * self.nm :]
+        return out
+
     def _grow(self, need: int) -> None:
         if need <= self.cap:
             return
         cap = max(need, 2 * self.cap, 1024)
         for col in (self.cash, self.bal, self.size, self.on, self.entry):
             col.grow(cap)
-        for name in ("flags", "k", "kmag", "fsize", "fbal", "absz", "mmc"):
+        for name in ("flags", "X"):
             old = getattr(self, name)
             new = np.zeros((cap, *old.shape[1:]), dtype=old.dtype)
             new[: old.shape[0]] = old
@@ -323,9 +355,15 @@ class AccountBook:
 
         for col, cols in ((self.bal, na), (self.size, nm), (self.on, nm), (self.entry, nm)):
             col.hi, col.lo = widen(col.hi, cols), widen(col.lo, cols)
-        self.fsize, self.fbal = widen(self.fsize, nm), widen(self.fbal, na)
-        self.absz, self.mmc = widen(self.absz, nm), widen(self.mmc, nm)
+        old = (self.k, self.kmag, self.fsize, self.absz, self.mmc, self.fbal)
         self.nm, self.na = nm, na
+        self.X = np.zeros((cap, self._width()))
+        new = (self.k, self.kmag, self.fsize, self.absz, self.mmc, self.fbal)
+        for o, w in zip(old, new, strict=True):
+            if o.ndim == 1:
+                w[:] = o
+            else:
+                w[:, : o.shape[1]] = o
         self._rate_key = None
 
     def subset(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> MarginState:
@@ -411,7 +449,7 @@ class AccountBook:
         """Screened gap (equity - MM) and its bound for every row (or ``rows``)."""
         m = self.market
         assert m is not None, "set_markets first"
-        mmc_all = self._mm_coefficients()
+        self._mm_coefficients()
         sel: Any = slice(0, self.n) if rows is None else rows
         nm = self.nm
         index = [current_funding_index(m, j) for j in range(nm)]
@@ -422,17 +460,29 @@ class AccountBook:
         q = np.array(
             [int(x) * int(h) / WAD**2 for x, h in zip(m.asset_price, m.asset_haircut, strict=True)]
         )
+        # One product: [gap, magnitude] = X @ W.
+        w = np.zeros((self._width(), 2))
+        w[0, 0] = 1.0
+        w[1, 1] = 1.0
+        fs, az, mc = (slice(2 + j * nm, 2 + (j + 1) * nm) for j in range(3))
+        fb = slice(2 + 3 * nm, None)
+        w[fs, 0] = dp
+        w[az, 1] = 2 * p + absidx
+        w[mc, 0] = -p
+        w[mc, 1] = p
+        w[fb, 0] = q
+        w[fb, 1] = q
+        x = self.X[sel]
+        out = np.empty((x.shape[0], 2))
+        # Chunks of 8,192 rows: small products run on one BLAS thread (a multi-threaded
+        # OpenBLAS spins for tens of ms on a loaded machine) and stay in cache.
+        for lo in range(0, x.shape[0], 8192):
+            np.matmul(x[lo : lo + 8192], w, out=out[lo : lo + 8192])
+        gap, mag = out[:, 0], out[:, 1]
         absz = self.absz[sel]
-        coll = self.fbal[sel] @ q
-        mm = mmc_all[sel] @ p
-        gap = self.k[sel] + self.fsize[sel] @ dp
-        gap += coll
-        gap -= mm
-        mag = absz @ (2 * p + absidx)
-        mag += self.kmag[sel]
-        mag += coll
-        mag += mm
         bound = screen_bound(mag)
+        ambiguous = np.abs(gap) <= bound
+        sure = gap < -bound
         zero = np.array([x == 0 for x in price_i], dtype=bool)
         if m.market_price_ok is not None:
             zero |= ~np.asarray(m.market_price_ok, dtype=bool)
@@ -440,7 +490,7 @@ class AccountBook:
             priced = ~(absz[:, zero] > 0).any(axis=1)
         else:
             priced = np.ones(len(gap), dtype=bool)
-        return ScreenResult(gap, bound, gap < -bound, np.abs(gap) <= bound, priced)
+        return ScreenResult(gap, bound, sure, ambiguous, priced)
 
     def flagged_to_check(
         self, written: npt.NDArray[np.int64], moved: bool

@@ -17,9 +17,7 @@ def _full_read(keeper, block: int):  # type: ignore[no-untyped-def]
     return keeper.reader.read(accounts, block)
 
 
-def test_book_follows_trades_and_deposits_and_equals_the_lens(
-    setup: Setup, tmp_path: Path
-) -> None:
+def test_book_follows_trades_and_deposits_and_equals_the_lens(setup: Setup, tmp_path: Path) -> None:
     s = setup
     k = s.keeper(tmp_path, None, "book", dry_run=True, reconcile_every=0)
     k.on_block(s.w3.eth.block_number)
