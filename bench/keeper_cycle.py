@@ -8,7 +8,7 @@ options: flag set) each size runs in its own process (so ``rss_mb`` is that size
 2. cycle, ``--blocks`` times: new logs applied (``--touched`` accounts per block name in logs,
    their rows written as a lens read of them would give them), the market data of the block
    (prices move by a random walk of 0.2% per block; funding time moves), the rotating
-   reconciliation slice (1,000 accounts every 10 blocks, compared with the "lens"), the price
+   reconciliation slice (100 accounts every block, compared with the "lens"), the price
    screen over every account and the exact mirror on the candidates it cannot clear:
    ``cycle_ms_p50`` / ``cycle_ms_p99``. Options accounts: the exact rows handed to the options
    pass (plimsoll.pm) when a price moved are built after the cycle and timed apart
@@ -176,10 +176,10 @@ def run_size(n: int, blocks: int, touched: int, seed: int) -> dict[str, Any]:
         t = time.perf_counter()
         book.note_logs(logs)
         book.write(lens_rows)
-        if b % 10 == 0:  # the rotating reconciliation slice
-            sl = np.arange(pos, min(n, pos + 1000), dtype=np.int64)
-            pos = (pos + 1000) % n
-            mismatches += len(book.diff(book.subset(sl)))
+        # the rotating reconciliation slice (the keeper's default: 100 accounts a block)
+        sl = np.arange(pos, min(n, pos + 100), dtype=np.int64)
+        pos = (pos + 100) % n
+        mismatches += len(book.diff(book.subset(sl)))
         book.set_markets(mk)
         book.applied(b)
         sc = book.screen()

@@ -10,11 +10,12 @@ Each block:
 3. reconciliation: rows read for it (not dirty) are compared with the book; a mismatch is
    logged, counted (``plimsoll_reconciliation_mismatches``) and repaired (the lens's row is
    written). The whole shard is reconciled on start (the load) and after a reorg, a rotating
-   slice of ``reconcile_slice`` accounts every ``reconcile_every`` blocks;
+   slice of ``reconcile_slice`` accounts every ``reconcile_every`` blocks (default: 100
+   accounts every block, so the read and the comparison cost the same each block);
 4. the price screen (float64 products with an error bound) clears most accounts; the ones it
    cannot clear and the ones it finds liquidatable go through the exact mirror; flagged
    (options / portfolio margin) accounts go to the options pass when a price or volatility
-   scalar moved, when they changed, or every ``reconcile_every`` blocks (time decay).
+   scalar moved, when they changed, or every ``OPTIONS_EVERY`` blocks (time decay).
 
 ``full_reread`` restores the old cycle (every account read and recomputed each block).
 """
@@ -37,6 +38,8 @@ from plimsoll.state import MarginState
 from plimsoll.sync import AccountIndexer, StateReader, accounts_in_log, checksum
 
 logger = logging.getLogger("plimsoll.liquidator")
+
+OPTIONS_EVERY = 10  # [blocks] every option account to plimsoll.pm at least this often (time)
 
 
 @dataclass
@@ -187,7 +190,7 @@ class BookCycle:
             None if m.im_scalar is None else tuple(int(x) for x in m.im_scalar),
         )
         moved = market_key != self._last_market or (
-            self.reconcile_every > 0 and block % self.reconcile_every == 0
+            block % OPTIONS_EVERY == 0
         )
         flagged_all = book.flagged_to_check(written, moved)
         self._last_market = market_key

@@ -58,8 +58,8 @@ class KeeperConfig:
     breaker_reset_seconds: float = 300.0
     private_rpc: str | None = None
     stop_after_seconds: float | None = None
-    reconcile_every: int = 10
-    reconcile_slice: int = 1000
+    reconcile_every: int = 1
+    reconcile_slice: int = 100
     full_reread: bool = False
 
     def nonce_state_path(self) -> Path:
