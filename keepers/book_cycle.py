@@ -123,8 +123,8 @@ class BookCycle:
             ]
             state = self.reader.read(accounts, block)
             book = AccountBook(state.n_markets, state.n_assets, self.indexer.hash_window)
+            book.set_markets(state)  # first: a listing widens the book's columns
             written = book.write(state)
-            book.set_markets(state)
             book.applied(block)
             self.book = book
             self._recon_all = False  # the load is the reconciliation on start
@@ -156,8 +156,8 @@ class BookCycle:
                         accounts=len(bad),
                         first=f"{bad[0][0]}:{bad[0][1]}",
                     )
+            book.set_markets(state)  # first: a listing widens the book's columns
             written = book.write(state)
-            book.set_markets(state)
             book.applied(block)
             self._recon_all = False
         view = self._screen(book, block, written)
@@ -189,9 +189,7 @@ class BookCycle:
             None if m.mm_scalar is None else tuple(int(x) for x in m.mm_scalar),
             None if m.im_scalar is None else tuple(int(x) for x in m.im_scalar),
         )
-        moved = market_key != self._last_market or (
-            block % OPTIONS_EVERY == 0
-        )
+        moved = market_key != self._last_market or (block % OPTIONS_EVERY == 0)
         flagged_all = book.flagged_to_check(written, moved)
         self._last_market = market_key
         if len(flagged_all):

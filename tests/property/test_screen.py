@@ -180,3 +180,41 @@ def test_reconciliation_diff_finds_a_changed_row_and_rollback_marks_touched() ->
     assert book.dirty == {key}  # block 99 was applied already
     book.applied(101)
     assert book.rollback(100) == {key} and book.dirty == {key} and book.block == 100
+
+
+def test_a_market_listing_widens_the_book_and_the_screen_still_equals_the_mirror() -> None:
+    rng = random.Random(5)
+    full = _move(rng, _book(rng, 30), broken=False)
+    two = replace(
+        full,
+        sizes=full.sizes[:, :2],
+        open_notional=full.open_notional[:, :2],
+        entry_funding_index=full.entry_funding_index[:, :2],
+        **{
+            f: getattr(full, f)[:2]
+            for f in (
+                "market_price",
+                "im_base",
+                "mm_factor",
+                "size_slope",
+                "max_funding_rate",
+                "skew_scale",
+                "long_oi",
+                "short_oi",
+                "funding_index",
+                "last_funding_time",
+                "im_scalar",
+                "mm_scalar",
+                "market_price_ok",
+            )
+        },
+    )
+    book = AccountBook(2, 2)
+    book.set_markets(two)
+    book.write(two)
+    book.set_markets(full)  # the third market is listed
+    book.write(full)
+    exact = compute_margin(full)
+    want = {i for i in range(30) if exact.liquidatable[i] and exact.priced[i]}
+    assert _screened_set(book)[0] == want
+    assert book.diff(full) == []
