@@ -5,9 +5,12 @@ Each new head (or the same height with another hash: a reorg):
 1. the nonce manager polls first: receipts of the keeper's transactions, reconciliation of its
    nonce with the chain (reorgs, dropped transactions, a node back from an older state), so an
    account whose liquidation just mined is not held "in flight" for one more block;
-2. index new accounts from logs (checkpointed; recent blocks re-scanned for reorgs);
-3. read every account of this shard at that one block through the lens;
-4. compute equity / MM for all of them at once (numpy mirror of the contract);
+2. index new logs (checkpointed; recent blocks re-scanned for reorgs) and keep the shard's
+   accounts from them (:mod:`keepers.book_cycle`, :mod:`plimsoll.book`): only the accounts the
+   logs name are read again through the lens, with the market data, at that one block;
+   reconciliation with the lens on start, after a reorg and for a rotating slice;
+3. screen every account at the block's prices (float64, with an error bound) and
+4. compute exact equity / MM for the candidates the screen cannot clear (the integer mirror);
 5. rank the liquidatable ones, most under-margined first (:mod:`keepers.candidates` builds
    the calls), confirm each with ``eth_estimateGas`` at the latest block, apply the profit
    rule (:mod:`keepers.profit`) and send (:mod:`keepers.sending`);
