@@ -58,6 +58,9 @@ class KeeperConfig:
     breaker_reset_seconds: float = 300.0
     private_rpc: str | None = None
     stop_after_seconds: float | None = None
+    reconcile_every: int = 1
+    reconcile_slice: int = 100
+    full_reread: bool = False
 
     def nonce_state_path(self) -> Path:
         return self.nonce_state or self.db.with_name(self.db.stem + "-nonces.json")
@@ -97,6 +100,9 @@ HELP: dict[str, str] = {
     "breaker_reset_seconds": "how long the circuit breaker stays open [s]",
     "private_rpc": "URL that receives the signed txs instead of --rpc (a private relay)",
     "stop_after_seconds": "stop after this long (tests)",
+    "reconcile_every": "blocks between reconciliations of a book slice with the lens (0: never)",
+    "reconcile_slice": "accounts compared with the lens per reconciliation",
+    "full_reread": "read and recompute every account each block (the old cycle; benchmarks)",
 }
 
 _PATHS = ("deployment", "db", "keystore", "password_file", "nonce_state", "kill_switch_file")

@@ -5,9 +5,12 @@ Each new head (or the same height with another hash: a reorg):
 1. the nonce manager polls first: receipts of the keeper's transactions, reconciliation of its
    nonce with the chain (reorgs, dropped transactions, a node back from an older state), so an
    account whose liquidation just mined is not held "in flight" for one more block;
-2. index new accounts from logs (checkpointed; recent blocks re-scanned for reorgs);
-3. read every account of this shard at that one block through the lens;
-4. compute equity / MM for all of them at once (numpy mirror of the contract);
+2. index new logs (checkpointed; recent blocks re-scanned for reorgs) and keep the shard's
+   accounts from them (:mod:`keepers.book_cycle`, :mod:`plimsoll.book`): only the accounts the
+   logs name are read again through the lens, with the market data, at that one block;
+   reconciliation with the lens on start, after a reorg and for a rotating slice;
+3. screen every account at the block's prices (float64, with an error bound) and
+4. compute exact equity / MM for the candidates the screen cannot clear (the integer mirror);
 5. rank the liquidatable ones, most under-margined first (:mod:`keepers.candidates` builds
    the calls), confirm each with ``eth_estimateGas`` at the latest block, apply the profit
    rule (:mod:`keepers.profit`) and send (:mod:`keepers.sending`);
@@ -39,13 +42,13 @@ import requests
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from keepers.book_cycle import BookCycle
 from keepers.candidates import Action, Candidate, build_candidates
 from keepers.config import KeeperConfig, build_config
 from keepers.ops import (
     ConfigError,
     KeeperMetrics,
     OpsServer,
-    in_shard,
     install_signal_handlers,
     log,
 )
@@ -63,7 +66,6 @@ from plimsoll import pm
 from plimsoll.client import PlimsollClient, load_abi
 from plimsoll.errors import ContractRevert, PlimsollError
 from plimsoll.keys import load_keystore, read_password
-from plimsoll.margin import compute_margin, shortfall_ranking
 from plimsoll.sync import AccountIndexer, RpcClient, StateReader
 from plimsoll.tx import GWEI, FeePolicy, PendingTx, TxSender
 from plimsoll.units import WAD
@@ -95,9 +97,23 @@ class LiquidationKeeper(Sending, OptionsPass):
         self.rpc = RpcClient(w3)
         cfg.db.parent.mkdir(parents=True, exist_ok=True)
         self.indexer = AccountIndexer(
-            w3, dep["contracts"]["Plimsoll"], cfg.db, int(dep.get("deploy_block", 0)), rpc=self.rpc
+            w3,
+            dep["contracts"]["Plimsoll"],
+            cfg.db,
+            int(dep.get("deploy_block", 0)),
+            rpc=self.rpc,
+            options=dep["contracts"].get("OptionsMarket"),
         )
         self.reader = StateReader(w3, dep["contracts"]["Plimsoll"], lens, rpc=self.rpc)
+        self.cycle = BookCycle(
+            self.indexer,
+            self.reader,
+            self.metrics,
+            cfg.shard,
+            cfg.reconcile_every,
+            cfg.reconcile_slice,
+            cfg.full_reread,
+        )
         self.account = account
         self.fees = FeePolicy(
             priority_fee=int(cfg.priority_fee_gwei * GWEI),
@@ -248,13 +264,11 @@ class LiquidationKeeper(Sending, OptionsPass):
         log(logger, logging.WARNING, "rpc error, retrying", error=str(e)[:300], retry_in_s=backoff)
 
     def on_block(self, head: int) -> None:
-        block = self.indexer.sync(head)
-        accounts = [
-            (a.owner, a.subaccount)
-            for a in self.indexer.accounts()
-            if in_shard(a.owner, a.subaccount, self.cfg.shard)
-        ]
-        self.metrics.accounts.set(len(accounts))
+        t0 = time.perf_counter()
+        view = self.cycle.cycle(head)
+        self.metrics.cycle_seconds.observe(time.perf_counter() - t0)
+        block = view.block
+        self.metrics.accounts.set(view.accounts)
         if self.kill_switch_on() != self._kill_logged:
             self._kill_logged = not self._kill_logged
             log(
@@ -265,33 +279,18 @@ class LiquidationKeeper(Sending, OptionsPass):
                 else "kill switch off: sending again",
                 file=str(self.cfg.kill_switch_file),
             )
-        liquidatable = 0
-        if accounts:
-            state = self.reader.read(accounts, block)
-            result = compute_margin(state)
-            # Most under-margined first. Accounts that touch a feed which cannot be trusted
-            # (it reads as price 0: stale, out of bounds) are left out until a fresh price
-            # arrives; the contract would refuse to liquidate them anyway.
-            # Accounts holding options or in portfolio margin: the perps mirror does not cover
-            # them; the options pass (plimsoll.pm, witness liquidations) does.
-            flagged = (
-                np.asarray(state.flags) != 0
-                if state.flags is not None
-                else np.zeros(state.n_accounts, dtype=bool)
-            )
-            order = np.asarray(
-                [i for i in shortfall_ranking(result) if not flagged[i]], dtype=np.int64
-            )
-            if flagged.any() and self.options is not None:
-                self._options_pass(state, result, np.flatnonzero(flagged), block)
-            unpriced = int((~result.priced).sum())
-            if unpriced:
-                log(logger, logging.WARNING, "untrusted prices", block=block, accounts=unpriced)
-            liquidatable = len(order)
-            self.metrics.liquidatable.set(len(order))
-            if len(order):
-                order = order[: self.cfg.max_per_block]
-                self._liquidate_batch(state, result, order, block)
+        state, result, order = view.state, view.result, view.order
+        # Most under-margined first (the exact mirror decides). Accounts that touch a feed
+        # which cannot be trusted (price 0: stale, out of bounds) are left out until a fresh
+        # price arrives; the contract would refuse to liquidate them anyway. Option and
+        # portfolio-margin accounts go to the options pass (plimsoll.pm, witness liquidations).
+        if len(view.flagged) and self.options is not None:
+            self._options_pass(state, result, view.flagged, block)
+        liquidatable = len(order)
+        self.metrics.liquidatable.set(len(order))
+        if len(order):
+            self._liquidate_batch(state, result, order[: self.cfg.max_per_block], block)
+        accounts = range(view.accounts)
         if self.last_block < 0:
             log(logger, logging.INFO, "synced", block=block, accounts=len(accounts))
         self.last_block = block
@@ -487,6 +486,10 @@ class LiquidationKeeper(Sending, OptionsPass):
             "refused": s.refused,
             "breaker_trips": s.breaker_trips,
             "loss_budget_used_usd": round(self.budget.used() / WAD, 2),
+            "cycle_ms_p50": round(self.cycle.percentile(50), 2),
+            "cycle_ms_p99": round(self.cycle.percentile(99), 2),
+            "reconciled": self.cycle.reconciled,
+            "reconciliation_mismatches": self.cycle.mismatches,
         }
 
 

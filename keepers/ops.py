@@ -184,6 +184,20 @@ class KeeperMetrics:
         self.loss_budget_used = Gauge(
             "plimsoll_loss_budget_used_usd", "Gas spent at a loss in the last hour", registry=r
         )
+        self.reconciliation_mismatches = Counter(
+            "plimsoll_reconciliation_mismatches",
+            "Book rows that differed from the lens (repaired)",
+            registry=r,
+        )
+        self.reconciled = Counter(
+            "plimsoll_reconciled_accounts", "Book rows compared with the lens", registry=r
+        )
+        self.cycle_seconds = Histogram(
+            "plimsoll_cycle_seconds",
+            "Logs applied + market read + screen + exact check per block",
+            buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+            registry=r,
+        )
         self.block_seconds = Histogram(
             "plimsoll_block_processing_seconds", "Sync + margin + send per block", registry=r
         )

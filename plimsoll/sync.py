@@ -222,6 +222,14 @@ ACCOUNT_EVENTS: dict[str, str] = {
     "CollateralForfeited": "CollateralForfeited(address,uint256,uint256,uint256)",
 }
 TOPICS: dict[str, str] = {name: _topic(sig) for name, sig in ACCOUNT_EVENTS.items()}
+# The options market's events that change an account's core state (optionsBook moves cash and
+# the options flag without a core event): owner and subaccount are topics 1 and 2.
+OPTIONS_EVENTS: dict[str, str] = {
+    "OptionTraded": "OptionTraded(address,uint256,uint256,int256,uint256,int256,uint256)",
+    "OptionSettled": "OptionSettled(address,uint256,uint256,int256,int256)",
+    "OptionsLiquidated": "OptionsLiquidated(address,uint256,uint256,int256,uint256)",
+}
+OPTIONS_TOPICS: dict[str, str] = {name: _topic(sig) for name, sig in OPTIONS_EVENTS.items()}
 _TRANSFERRED = TOPICS["Transferred"]
 _LIQUIDATED = TOPICS["Liquidated"]
 
@@ -363,6 +371,8 @@ class AccountIndexer:
         hash_window: int = 128,
         rpc: RpcClient | None = None,
         progress: ProgressCallback | None = None,
+        options: str | None = None,
+        log_sink: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> None:
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
@@ -375,6 +385,11 @@ class AccountIndexer:
         self.hash_window = max(int(hash_window), self.rescan_depth + 1, 2)
         self.rpc = rpc or RpcClient(w3)
         self.progress = progress
+        # The options market's account events are scanned too when its address is given.
+        self.options = to_checksum_address(options) if options else None
+        # Called with every chunk of (not removed) logs in block order, before its checkpoint
+        # is committed: an event-sourced consumer (plimsoll.book) learns what changed.
+        self.log_sink = log_sink
         self.stats = IndexStats()
         self._ok_streak = 0
         self._started = False  # the first sync of an instance always re-scans
@@ -458,11 +473,16 @@ class AccountIndexer:
         return out
 
     def _get_logs(self, start: int, end: int) -> list[dict[str, Any]]:
+        topics = list(TOPICS.values())
+        address: str | list[str] = self.core
+        if self.options is not None:
+            address = [self.core, self.options]
+            topics += list(OPTIONS_TOPICS.values())
         params = {
-            "address": self.core,
+            "address": address,
             "fromBlock": hex(start),
             "toBlock": hex(end),
-            "topics": [list(TOPICS.values())],
+            "topics": [topics],
         }
         self.stats.get_logs += 1
         return cast(list[dict[str, Any]], self.rpc.call("eth_getLogs", [params]))
@@ -618,6 +638,8 @@ class AccountIndexer:
                 for key in accounts_in_log(log):
                     if rows_.get(key, bn + 1) > bn:
                         rows_[key] = bn
+            if self.log_sink is not None:
+                self.log_sink([lg for lg in logs if not lg.get("removed")])
             self._commit_chunk(stop, rows_, hashes)
             self.stats.logs += len(logs)
             if self.progress is not None:

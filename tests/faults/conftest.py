@@ -329,6 +329,10 @@ def assert_sound(
         on_chain = fig["by_liquidator"].get(Web3.to_checksum_address(k.address), 0)
         assert s["succeeded"] == on_chain, (s, fig)
         assert m["plimsoll_liquidations_on_chain"] == on_chain, (m, fig)
+        # The event-sourced book never drifted from the lens (reconciled on start, after each
+        # reorg and in rotating slices).
+        assert m["plimsoll_reconciliation_mismatches_total"] == 0, m
+        assert m["plimsoll_reconciled_accounts_total"] > 0, m
     if extra:
         extra(fig)
     return fig

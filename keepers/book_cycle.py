@@ -1,0 +1,256 @@
+"""The liquidation keeper's per-block cycle on event-sourced state (:mod:`plimsoll.book`).
+
+Each block:
+
+1. the indexer scans the new logs (its reorg machinery rolls back first); the logs' accounts
+   (this shard's) become dirty, and a reorg makes every account touched after the fork dirty;
+2. one JSON-RPC batch at the pinned block reads the market table (prices and grades, funding
+   indexes, volatility scalars, configuration) plus the dirty accounts and the reconciliation
+   slice through the lens;
+3. reconciliation: rows read for it (not dirty) are compared with the book; a mismatch is
+   logged, counted (``plimsoll_reconciliation_mismatches``) and repaired (the lens's row is
+   written). The whole shard is reconciled on start (the load) and after a reorg, a rotating
+   slice of ``reconcile_slice`` accounts every ``reconcile_every`` blocks (default: 100
+   accounts every block, so the read and the comparison cost the same each block);
+4. the price screen (float64 products with an error bound) clears most accounts; the ones it
+   cannot clear and the ones it finds liquidatable go through the exact mirror; flagged
+   (options / portfolio margin) accounts go to the options pass when a price or volatility
+   scalar moved, when they changed, or every ``OPTIONS_EVERY`` blocks (time decay).
+
+``full_reread`` restores the old cycle (every account read and recomputed each block).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from keepers.ops import KeeperMetrics, in_shard, log
+from plimsoll.book import AccountBook
+from plimsoll.margin import MarginResult, compute_margin
+from plimsoll.state import MarginState
+from plimsoll.sync import AccountIndexer, StateReader, accounts_in_log, checksum
+
+logger = logging.getLogger("plimsoll.liquidator")
+
+OPTIONS_EVERY = 10  # [blocks] every option account to plimsoll.pm at least this often (time)
+
+
+@dataclass
+class BlockView:
+    """What one block's cycle hands to the liquidation steps.
+
+    ``state``/``result``: the exact rows checked (``order`` and ``flagged`` index into them).
+    """
+
+    block: int
+    accounts: int
+    state: MarginState
+    result: MarginResult
+    order: npt.NDArray[np.int64]
+    flagged: npt.NDArray[np.int64]
+
+
+class BookCycle:
+    """Keeps the shard's :class:`AccountBook` and runs the screen; one per keeper."""
+
+    def __init__(
+        self,
+        indexer: AccountIndexer,
+        reader: StateReader,
+        metrics: KeeperMetrics,
+        shard: tuple[int, int],
+        reconcile_every: int,
+        reconcile_slice: int,
+        full_reread: bool = False,
+    ) -> None:
+        self.indexer = indexer
+        self.reader = reader
+        self.metrics = metrics
+        self.shard = shard
+        self.reconcile_every = reconcile_every
+        self.reconcile_slice = reconcile_slice
+        self.full_reread = full_reread
+        self.book: AccountBook | None = None
+        self._touched: list[tuple[int, tuple[str, int]]] = []
+        self._recon_all = True
+        self._recon_pos = 0
+        self._last_recon = -1
+        self._last_market: tuple[Any, ...] | None = None
+        self.mismatches = 0
+        self.reconciled = 0
+        self.cycle_ms: deque[float] = deque(maxlen=2000)
+        indexer.log_sink = self._sink
+
+    def _sink(self, logs: list[dict[str, Any]]) -> None:
+        for lg in logs:
+            bn = int(lg["blockNumber"], 16)
+            for owner, sub in accounts_in_log(lg):
+                key = (checksum(owner), int(sub))
+                if in_shard(key[0], key[1], self.shard):
+                    self._touched.append((bn, key))
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(list(self.cycle_ms), q)) if self.cycle_ms else 0.0
+
+    # ------------------------------------------------------------------ the cycle
+
+    def cycle(self, head: int) -> BlockView:
+        """Sync, read, reconcile, screen: the exact rows to act on at the synced block."""
+        t0 = time.perf_counter()
+        self._touched.clear()
+        block = self.indexer.sync(head)
+        if self.full_reread:
+            return self._full(block, t0)
+        rolled = self.indexer.stats.rolled_back_to
+        book = self.book
+        if book is not None and rolled:
+            fork = min(rolled)
+            again = book.rollback(fork)
+            self._recon_all = True
+            log(logger, logging.WARNING, "reorg: book rolled back", fork=fork, accounts=len(again))
+        if book is None or book.market is None:
+            accounts = [
+                (a.owner, a.subaccount)
+                for a in self.indexer.accounts()
+                if in_shard(a.owner, a.subaccount, self.shard)
+            ]
+            state = self.reader.read(accounts, block)
+            book = AccountBook(state.n_markets, state.n_assets, self.indexer.hash_window)
+            book.set_markets(state)  # first: a listing widens the book's columns
+            written = book.write(state)
+            book.applied(block)
+            self.book = book
+            self._recon_all = False  # the load is the reconciliation on start
+            self._last_recon = block
+            self.reconciled += state.n_accounts
+            self.metrics.reconciled.inc(state.n_accounts)
+        else:
+            book.note_logs(self._touched)
+            dirty = set(book.dirty)
+            check: list[tuple[str, int]] = []
+            if self._recon_all:
+                check = [k for k in book.keys if k not in dirty]
+            elif self.reconcile_every and block - self._last_recon >= self.reconcile_every:
+                check = self._next_slice(book, dirty)
+            state = self.reader.read(sorted(dirty) + check, block)
+            if check:
+                bad = book.diff(state, set(check))
+                self.reconciled += len(check)
+                self.metrics.reconciled.inc(len(check))
+                self._last_recon = block
+                if bad:
+                    self.mismatches += len(bad)
+                    self.metrics.reconciliation_mismatches.inc(len(bad))
+                    log(
+                        logger,
+                        logging.WARNING,
+                        "reconciliation mismatch: repaired from the lens",
+                        block=block,
+                        accounts=len(bad),
+                        first=f"{bad[0][0]}:{bad[0][1]}",
+                    )
+            book.set_markets(state)  # first: a listing widens the book's columns
+            written = book.write(state)
+            book.applied(block)
+            self._recon_all = False
+        view = self._screen(book, block, written)
+        self.cycle_ms.append((time.perf_counter() - t0) * 1000)
+        return view
+
+    def _next_slice(self, book: AccountBook, dirty: set[tuple[str, int]]) -> list[tuple[str, int]]:
+        n = len(book.keys)
+        if n == 0:
+            return []
+        size = min(n, max(1, self.reconcile_slice))
+        lo = self._recon_pos % n
+        keys = [book.keys[(lo + j) % n] for j in range(size)]
+        self._recon_pos = (lo + size) % n
+        return [k for k in keys if k not in dirty]
+
+    def _screen(self, book: AccountBook, block: int, written: npt.NDArray[np.int64]) -> BlockView:
+        assert book.market is not None
+        sc = book.screen()
+        rows, state, result = book.exact_candidates(sc)
+        flags = book.flags[rows]
+        keep = result.priced & result.liquidatable & (flags == 0)
+        idx = np.flatnonzero(keep)
+        order = idx[np.argsort(result.health[idx], kind="stable")].astype(np.int64)
+        # Options / portfolio-margin accounts: to plimsoll.pm when their inputs moved.
+        m = book.market
+        market_key = (
+            tuple(int(x) for x in m.market_price),
+            None if m.mm_scalar is None else tuple(int(x) for x in m.mm_scalar),
+            None if m.im_scalar is None else tuple(int(x) for x in m.im_scalar),
+        )
+        moved = market_key != self._last_market or (block % OPTIONS_EVERY == 0)
+        flagged_all = book.flagged_to_check(written, moved)
+        self._last_market = market_key
+        if len(flagged_all):
+            # The options pass needs every flagged row's exact state: a second, small subset.
+            fstate = book.subset(flagged_all)
+            fresult = compute_margin(fstate)
+            state, result, rows_all = _concat(state, result, fstate, fresult)
+            flagged = np.arange(len(rows), len(rows_all), dtype=np.int64)
+        else:
+            flagged = np.zeros(0, dtype=np.int64)
+        return BlockView(block, book.n, state, result, order, flagged)
+
+    def _full(self, block: int, t0: float) -> BlockView:
+        """Today's cycle: every account read and recomputed exactly."""
+        accounts = [
+            (a.owner, a.subaccount)
+            for a in self.indexer.accounts()
+            if in_shard(a.owner, a.subaccount, self.shard)
+        ]
+        state = self.reader.read(accounts, block)
+        result = compute_margin(state)
+        flagged_mask = (
+            np.asarray(state.flags) != 0
+            if state.flags is not None
+            else np.zeros(state.n_accounts, dtype=bool)
+        )
+        keep = result.priced & result.liquidatable & ~flagged_mask
+        idx = np.flatnonzero(keep)
+        order = idx[np.argsort(result.health[idx], kind="stable")].astype(np.int64)
+        self.cycle_ms.append((time.perf_counter() - t0) * 1000)
+        return BlockView(
+            block, state.n_accounts, state, result, order, np.flatnonzero(flagged_mask)
+        )
+
+
+def _concat(
+    a: MarginState, ra: MarginResult, b: MarginState, rb: MarginResult
+) -> tuple[MarginState, MarginResult, npt.NDArray[np.int64]]:
+    """Rows of ``a`` then rows of ``b`` (same block and market data)."""
+    rows = {}
+    for name in ("cash", "balances", "sizes", "open_notional", "entry_funding_index", "flags"):
+        x, y = getattr(a, name), getattr(b, name)
+        rows[name] = np.concatenate([np.asarray(x), np.asarray(y)])
+    subs = np.concatenate([np.asarray(a.subaccounts), np.asarray(b.subaccounts)])
+    state = MarginState(
+        **{
+            **a.__dict__,
+            **rows,
+            "owners": list(a.owners) + list(b.owners),
+            "subaccounts": subs,
+        }
+    )
+    result = MarginResult(
+        block=ra.block,
+        timestamp=ra.timestamp,
+        equity=np.concatenate([ra.equity, rb.equity]),
+        im=np.concatenate([ra.im, rb.im]),
+        mm=np.concatenate([ra.mm, rb.mm]),
+        liquidatable=np.concatenate([ra.liquidatable, rb.liquidatable]),
+        health=np.concatenate([ra.health, rb.health]),
+        priced=np.concatenate([ra.priced, rb.priced]),
+        funding_index=ra.funding_index,
+    )
+    return state, result, np.arange(state.n_accounts, dtype=np.int64)
