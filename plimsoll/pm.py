@@ -883,8 +883,10 @@ def perp_size_margin(book: OptionBook, market: MarketData) -> tuple[FloatArray, 
         raise PmInputError("perp_size_margin needs market.size_slope and market.mm_factor")
     spot, _, s_im, s_mm = market.floats()
     q = np.abs(np.asarray(book.perp_sizes, dtype=np.float64)) / WAD  # (N, M)
-    slope = _fa([_f(v) for v in market.size_slope])
-    factor = _fa([_f(v) for v in market.mm_factor])
+    # _fa scales wad ints to floats itself (scaling _f's floats again made the size part 1e-18
+    # of the contract's)
+    slope = _fa(list(market.size_slope))
+    factor = _fa(list(market.mm_factor))
     rate = np.minimum(q * slope[None, :], 1.0)
     notional = q * spot[None, :]
     im = (notional * np.minimum(rate * s_im[None, :], 1.0)).sum(axis=1)

@@ -214,10 +214,12 @@ class FeedbackSpec:
 
 def _default_assets() -> tuple[AssetSpec, ...]:
     return (
-        AssetSpec("ETH", 2000.0, daily_volume=2.0e8, sigma_daily=0.045),
-        AssetSpec("BTC", 60000.0, daily_volume=5.0e8, sigma_daily=0.035),
-        AssetSpec("SOL", 150.0, daily_volume=8.0e7, sigma_daily=0.06),
-        AssetSpec("USDS", 1.0, daily_volume=5.0e7, sigma_daily=0.002, deviation=0.0025,
+        # daily volume of the on-chain venue keepers sell into within the block (a DEX pool),
+        # not the asset's global volume
+        AssetSpec("ETH", 2000.0, daily_volume=3.0e7, sigma_daily=0.045),
+        AssetSpec("BTC", 60000.0, daily_volume=1.5e7, sigma_daily=0.035),
+        AssetSpec("SOL", 150.0, daily_volume=1.0e7, sigma_daily=0.06),
+        AssetSpec("USDS", 1.0, daily_volume=2.0e7, sigma_daily=0.002, deviation=0.0025,
                   heartbeat=86400.0),
     )
 

@@ -1,0 +1,594 @@
+"""The fast engine: every path and every account at once, in numpy.
+
+Per step (the grid of the :class:`~plimsoll.sim.paths.PricePaths`; one step spans
+``blocks = step / block time`` blocks):
+
+1. **market**: the accumulated log impact decays, last step's protocol trades (keepers selling
+   seized collateral, the pool hedger) add square-root impact (scaled by the path's liquidity),
+   market = fundamental x exp(impact);
+2. **oracle**: Chainlink's rule on the market price (deviation or heartbeat);
+3. **vol scalars**: the risk keeper's policy on EWMA vol of oracle returns (response 0: 1);
+4. **margin** at the oracle prices, the contract's formulas (``plimsoll.margin`` for standard
+   accounts, ``plimsoll.pm`` for portfolio-margin perps and standard option margin), float64;
+5. **keepers**: an account liquidatable since ``latency_blocks`` ago is a candidate; the keeper
+   sends where ``keepers/profit.py``'s rule says so, at most the block space the gas market
+   leaves (lowest health first); a liquidation closes the contract's fraction at the oracle
+   mark against the pool, pays the penalty (reward to the keeper, rest to the insurance fund)
+   and books a deficit once all positions are closed and the collateral does not cover the
+   cash debt (insurance first, LPs after). Accounts without positions, owing cash and under
+   water have their collateral bought at the bonus (``liquidateCollateral``), which keepers
+   sell into the market over the next ``sell_steps`` steps;
+6. **traders** in margin call act (top up / reduce) once their delay has passed (effective
+   from the next step); the pool hedger re-hedges the pool's net delta;
+7. **gas**: the base fee follows EIP-1559 on the step's block fill.
+
+Within a step the oracle does not move, so a keeper latency shorter than a step costs
+nothing here (``floor(latency / blocks per step)`` steps of delay); the chain engine
+resolves it block by block.
+
+Bad debt is attributed when booked: first the part due to feedback (the account's equity
+at the oracle prices without the accumulated impact minus its equity now, capped by the
+deficit), the rest to ``gap`` (first liquidatable at this update, i.e. it met MM at the
+previous one), ``keeper_delay`` (liquidatable at an earlier update but not liquidated
+since) or ``penalty_rules`` (already liquidated before: the close fraction/buffer, the
+penalty or the collateral bonus left it too little).
+
+Paths are independent, so they run in chunks on a thread pool (numpy releases the GIL).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from plimsoll.risk import bs
+from plimsoll.sim.agents import (
+    REDUCE,
+    TOP_UP,
+    close_fraction,
+    draw_trader_actions,
+    gas_cost_usd,
+    penalty_paid,
+)
+from plimsoll.sim.market import impact_decay_factor, keeper_capacity, next_base_fee, oracle_update
+from plimsoll.sim.market import sqrt_impact as _sqrt_impact
+from plimsoll.sim.model import SimConfig, SimInputError
+from plimsoll.sim.paths import PricePaths
+from plimsoll.sim.population import Book
+
+F = npt.NDArray[np.float64]
+B = npt.NDArray[np.bool_]
+
+CAUSES = ("gap", "keeper_delay", "penalty_rules", "feedback")
+YEAR = 365 * 86_400.0
+
+#: Portfolio margin (``plimsoll.deploy.DEFAULT_PORTFOLIO``) and option margin
+#: (``DEFAULT_OPTIONS``) the engine applies, and each market's implied vol (``IV_FEEDS``).
+PM_SPOT_SHOCK, PM_MAX_SHOCK, PM_CONT_PERP, PM_IM_FACTOR = 0.18, 0.95, 0.005, 1.15
+OPT_SHORT_A, OPT_SHORT_B, OPT_MM_FACTOR, OPT_LONG_HAIRCUT = 0.25, 0.125, 0.7, 0.8
+DEFAULT_IV = (0.8, 0.7, 1.0)
+
+
+@dataclass
+class MarginArrays:
+    """equity, IM, MM, perp notional [USD], shape (..., N)."""
+
+    equity: F
+    im: F
+    mm: F
+    notional: F
+
+
+def margin(
+    cfg: SimConfig,
+    cash: F,
+    balances: F,
+    sizes: F,
+    open_notional: F,
+    portfolio: B,
+    mprice: F,
+    cprice: F,
+    s_im: F,
+    s_mm: F,
+    opt_value: F | None = None,
+    opt_im: F | None = None,
+) -> MarginArrays:
+    """The contract's standard margin (and portfolio margin for ``portfolio`` accounts'
+    perps), float64, market-first layout: cash (..., N), balances (C, ..., N), sizes and
+    open_notional (M, ..., N), mprice / s_im / s_mm (M, ...), cprice (C, ...), portfolio (N,).
+
+    Standard: rate = min(imBase + |q| slope, 1); IM = |q| p min(rate sIm, 1);
+    MM = |q| p min(rate sMm, 1) mmFactor. Portfolio (perps): MM = |q| p (min(shock sMm, 0.95) +
+    contPerp) + |q| p min(min(|q| slope, 1) sMm, 1) mmFactor; IM = the grid part x imFactor x
+    sIm / sMm + |q| p min(min(|q| slope, 1) sIm, 1). Equity = cash + sum(balance x price x
+    haircut) + sum(q p - openNotional) (+ option value)."""
+    pf = bool(np.any(portfolio))
+    equity = np.array(cash, dtype=np.float64, copy=True)
+    im = np.zeros_like(equity)
+    mm = np.zeros_like(equity)
+    notional = np.zeros_like(equity)
+    for c, spec in enumerate(cfg.collateral):
+        equity += balances[c] * (np.asarray(cprice[c])[..., None] * spec.haircut)
+    for m, mk in enumerate(cfg.markets):
+        p = np.asarray(mprice[m])[..., None]
+        sim = np.asarray(s_im[m])[..., None]
+        smm = np.asarray(s_mm[m])[..., None]
+        q = np.abs(sizes[m])
+        n = q * p
+        qs = q * mk.size_slope
+        rate = np.minimum(qs + mk.im_base, 1.0)
+        im_m = n * np.minimum(rate * sim, 1.0)
+        mm_m = n * np.minimum(rate * smm, 1.0) * mk.mm_factor
+        if pf:
+            rs = np.minimum(qs, 1.0)
+            grid = n * (np.minimum(PM_SPOT_SHOCK * smm, PM_MAX_SHOCK) + PM_CONT_PERP)
+            pm_mm = grid + n * np.minimum(rs * smm, 1.0) * mk.mm_factor
+            pm_im = grid * (PM_IM_FACTOR * sim / smm) + n * np.minimum(rs * sim, 1.0)
+            im_m = np.where(portfolio, pm_im, im_m)
+            mm_m = np.where(portfolio, pm_mm, mm_m)
+        equity += sizes[m] * p - open_notional[m]
+        im += im_m
+        mm += mm_m
+        notional += n
+    if opt_value is not None and opt_im is not None:
+        equity += opt_value
+        im += opt_im
+        mm += opt_im * OPT_MM_FACTOR
+    return MarginArrays(equity, im, mm, notional)
+
+
+def option_terms(qty: F, strike: F, call: B, tau: F, spot: F, iv: F) -> tuple[F, F, F]:
+    """Standard option margin per position (``plimsoll.pm``'s formulas): (equity value with
+    the long haircut, full mark value q v, IM). Arrays broadcast; tau in years."""
+    v = bs.price(spot, strike, np.maximum(tau, 0.0), iv, is_call=call)
+    mark = qty * v
+    value = np.where(qty > 0, mark * OPT_LONG_HAIRCUT, mark)
+    otm = np.where(call, np.maximum(strike - spot, 0.0), np.maximum(spot - strike, 0.0)) / spot
+    rate = np.maximum(OPT_SHORT_A - otm, OPT_SHORT_B)
+    im = np.where(qty < 0, -qty * spot * rate, 0.0)
+    return value, mark, im
+
+
+@dataclass
+class SimResult:
+    """What a run produced. Series are (P, T+1) (or (P, T+1, A) for prices); finals (P,)."""
+
+    times: F
+    assets: tuple[str, ...]
+    n_accounts: int
+    fundamental: F  # (P, T+1, A)
+    market: F  # (P, T+1, A)
+    oracle: F  # (P, T+1, A)
+    liquidatable: F  # (P, T+1) accounts liquidatable at the oracle
+    liquidated: F  # (P, T+1) liquidations landed in the step (positions)
+    collateral_liquidated: F  # (P, T+1)
+    keeper_wait: F  # (P, T+1) mean blocks waited by the step's liquidations (nan: none)
+    base_fee: F  # (P, T+1) [gwei]
+    insurance: F  # (P, T+1) [USD]
+    lp_value: F  # (P, T+1) [USD]
+    bad_debt: F  # (P, T+1, 4) cumulative [USD] by cause (CAUSES)
+    gap_accounts: F  # (P,) accounts that met MM at the previous update and ended with bad debt
+    bad_accounts: F  # (P,) accounts with bad debt
+    keeper_profit: F  # (P,) [USD] rewards - gas
+
+    @property
+    def n_paths(self) -> int:
+        return int(self.market.shape[0])
+
+    @property
+    def bad_debt_total(self) -> F:
+        out: F = self.bad_debt[:, -1].sum(-1)
+        return out
+
+    @property
+    def insurance_exhausted(self) -> B:
+        out: B = self.insurance.min(axis=1) <= 1e-9
+        return out
+
+    @property
+    def lp_drawdown(self) -> F:
+        """Largest fall of the LPs' value from its running peak, as a fraction."""
+        peak = np.maximum.accumulate(self.lp_value, axis=1)
+        out: F = ((peak - self.lp_value) / peak).max(axis=1)
+        return out
+
+    @property
+    def lp_share_price(self) -> F:
+        out: F = self.lp_value / self.lp_value[:, :1]
+        return out
+
+    @property
+    def p_gap_bad_debt(self) -> float:
+        """P(an account that met MM at the previous oracle update ends with bad debt)."""
+        return float(self.gap_accounts.sum() / (self.n_paths * self.n_accounts))
+
+    @property
+    def p_bad_debt(self) -> float:
+        return float(self.bad_accounts.sum() / (self.n_paths * self.n_accounts))
+
+    @property
+    def p_insurance_exhausted(self) -> float:
+        return float(self.insurance_exhausted.mean())
+
+    @staticmethod
+    def concat(parts: list[SimResult]) -> SimResult:
+        first = parts[0]
+        kw: dict[str, Any] = {}
+        for f in first.__dataclass_fields__:
+            v = getattr(first, f)
+            if isinstance(v, np.ndarray) and f != "times":
+                kw[f] = np.concatenate([getattr(p, f) for p in parts], axis=0)
+            else:
+                kw[f] = v
+        return SimResult(**kw)
+
+
+def simulate(
+    cfg: SimConfig,
+    paths: PricePaths,
+    book: Book,
+    seed: int = 0,
+    workers: int | None = None,
+    chunk: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> SimResult:
+    """Runs every path of ``paths`` on ``book``; ``progress(n)`` is told each finished chunk's
+    path count."""
+    if tuple(paths.assets) != tuple(cfg.asset_names):
+        raise SimInputError(f"paths price {paths.assets}, the config {tuple(cfg.asset_names)}")
+    if book.sizes.shape[1] != len(cfg.markets) or book.balances.shape[1] != len(cfg.collateral):
+        raise SimInputError("the book's markets / collateral columns do not match the config")
+    workers = workers or min(2, os.cpu_count() or 1)
+    starts = list(range(0, paths.n_paths, chunk))
+
+    def run(i0: int) -> SimResult:
+        idx = np.arange(i0, min(i0 + chunk, paths.n_paths))
+        r = _run_chunk(cfg, paths, idx, book, seed)
+        if progress is not None:
+            progress(idx.size)
+        return r
+
+    if workers <= 1 or len(starts) == 1:
+        parts = [run(i) for i in starts]
+    else:
+        with ThreadPoolExecutor(workers) as ex:
+            parts = list(ex.map(run, starts))
+    return SimResult.concat(parts)
+
+
+def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], book: Book,
+               seed: int) -> SimResult:
+    P, N = idx.size, book.n_accounts
+    T = paths.n_steps
+    A = len(cfg.assets)
+    M, C = len(cfg.markets), len(cfg.collateral)
+    rng = np.random.default_rng([seed, int(idx[0])])
+    fund = paths.prices[idx]  # (P, T+1, A)
+    times = paths.times
+    m_asset = np.array([m.asset for m in cfg.markets])
+    c_asset = np.array([c.asset for c in cfg.collateral])
+    hc = np.array([c.haircut for c in cfg.collateral])
+    lc, ks, fb, vp, ts = cfg.liquidation, cfg.keeper, cfg.feedback, cfg.vol_policy, cfg.traders
+
+    # account state, market-first: (M, P, N), (C, P, N); cash (P, N)
+    cash = np.broadcast_to(book.cash, (P, N)).copy()
+    bal = np.ascontiguousarray(np.broadcast_to(book.balances.T[:, None, :], (C, P, N)))
+    size = np.ascontiguousarray(np.broadcast_to(book.sizes.T[:, None, :], (M, P, N)))
+    onot = np.ascontiguousarray(np.broadcast_to(book.open_notional.T[:, None, :], (M, P, N)))
+    pmode = book.portfolio
+    # options: only the accounts holding one are evaluated, (P, No, M)
+    oi = np.flatnonzero((book.opt_qty != 0).any(axis=1))
+    oqty = np.broadcast_to(book.opt_qty[oi], (P, oi.size, M)).copy()
+    ostrike, ocall, oexp = book.opt_strike[oi], book.opt_call[oi], book.opt_expiry[oi]
+    ostrike = np.where(ostrike > 0, ostrike, 1.0)
+    iv = np.resize(np.array(DEFAULT_IV), M)
+
+    posted = fund[:, 0].copy()
+    posted_at = np.zeros((P, A))
+    log_imp = np.zeros((P, A))
+    s_im = np.ones((M, P))
+    s_mm = np.ones((M, P))
+    ewma_var = np.full((P, A), vp.base_vol**2)
+    base_fee = np.full(P, cfg.gas.base_fee)
+    spike_left = np.zeros(P, dtype=np.int64)
+    insurance = np.full(P, cfg.insurance)
+    pool_cash = np.full(P, cfg.pool_liquidity)
+    hedge = np.zeros((P, M))
+    hedge_cost = np.zeros((P, M))
+    sell_queue = np.zeros((max(1, fb.sell_steps), P, A))  # USD to trade in coming steps
+    keeper_profit = np.zeros(P)
+
+    first_liq = np.full((P, N), -1, dtype=np.int64)  # step it became liquidatable (-1: not)
+    liq_before = np.zeros((P, N), dtype=bool)
+    settled = np.zeros((P, N), dtype=bool)  # deficit booked: the account is closed
+    gap_acc = np.zeros((P, N), dtype=bool)
+    bad_acc = np.zeros((P, N), dtype=bool)
+    in_call = np.zeros((P, N), dtype=bool)
+    act = np.zeros((P, N), dtype=np.int8)
+    due = np.full((P, N), np.inf)
+
+    if oi.size:  # option premia: the book's positions were traded at the starting mark
+        _, mark0, _ = option_terms(oqty, ostrike, ocall, (oexp - times[0]) / YEAR,
+                                   fund[:, 0, m_asset][:, None, :], iv)
+        cash[:, oi] -= mark0.sum(-1)
+
+    out = {k: np.zeros((P, T + 1)) for k in ("liq", "cliq", "wait", "fee", "ins", "lp", "nliq")}
+    bad = np.zeros((P, T + 1, 4))
+    mkt_s = np.zeros((P, T + 1, A))
+    orc_s = np.zeros((P, T + 1, A))
+    mkt_s[:, 0] = orc_s[:, 0] = fund[:, 0]
+    out["fee"][:, 0], out["ins"][:, 0], out["lp"][:, 0] = base_fee, insurance, pool_cash
+    out["wait"][:, 0] = np.nan
+
+    def positions_left() -> B:
+        h: B = (size != 0).any(0)
+        if oi.size:
+            h[:, oi] |= (oqty != 0).any(-1)
+        return h
+
+    for k in range(1, T + 1):
+        dt = float(times[k] - times[k - 1])
+        blocks = cfg.blocks_per(dt)
+        lat_steps = ks.latency_blocks // blocks
+        # 1. market
+        traded = sell_queue[0].copy()
+        sell_queue = np.roll(sell_queue, -1, axis=0)
+        sell_queue[-1] = 0.0
+        log_imp = log_imp * impact_decay_factor(cfg.assets, dt) + _sqrt_impact(
+            traded / paths.liquidity[k], cfg.assets)
+        mkt = fund[:, k] * np.exp(log_imp)
+        # 2. oracle
+        new_posted, posted_at, _ = oracle_update(posted, posted_at, mkt, float(times[k]),
+                                                 cfg.assets)
+        ret = np.log(new_posted / posted)
+        posted = new_posted
+        # 3. vol scalars (the risk keeper's policy)
+        if vp.response > 0:
+            lam = vp.ewma_lambda ** (dt / vp.update_every)
+            ewma_var = lam * ewma_var + (1 - lam) * ret**2 / (dt / YEAR)
+            target = np.clip(1 + vp.response * (np.sqrt(ewma_var) / vp.base_vol - 1),
+                             vp.floor, vp.cap)[:, m_asset].T
+            s_mm = np.clip(target, s_mm * (1 - vp.max_step), s_mm * (1 + vp.max_step))
+            s_im = s_mm
+        # 4. margin at the oracle
+        mp, cp = posted[:, m_asset].T, posted[:, c_asset].T  # (M, P), (C, P)
+        ov = oim = None
+        omark = np.zeros((P, 0, M))
+        if oi.size:
+            val, omark, oimp = option_terms(oqty, ostrike, ocall, (oexp - times[k]) / YEAR,
+                                            mp.T[:, None, :], iv)
+            ov = np.zeros((P, N))
+            oim = np.zeros((P, N))
+            ov[:, oi] = val.sum(-1)
+            oim[:, oi] = oimp.sum(-1)
+        mg = margin(cfg, cash, bal, size, onot, pmode, mp, cp, s_im, s_mm, ov, oim)
+        eq, mm, notional = mg.equity, mg.mm, mg.notional
+        has_pos = positions_left()
+        liq = has_pos & (eq < mm) & ~settled
+        first_liq = np.where(liq, np.where(first_liq < 0, k, first_liq), -1)
+        out["nliq"][:, k] = liq.sum(1)
+
+        # 5. keepers: block space, the profit rule, perps first, then collateral
+        move = np.abs(np.log(fund[:, k] / fund[:, k - 1])).max(-1)
+        hit = move >= cfg.gas.spike_on_move
+        spike = hit | (rng.random(P) < cfg.gas.spike_prob) | (spike_left > 0)
+        spike_left = np.where(hit, 3, np.where(spike, np.maximum(spike_left - 1, 0), 0))
+        ext = np.where(spike, cfg.gas.spike_demand, cfg.gas.demand)
+        cap = keeper_capacity(ext, blocks, cfg)
+        gas_usd = gas_cost_usd(base_fee, ks, cfg.gas.priority_fee)[:, None]
+        if oi.size:
+            notional = notional.copy()
+            notional[:, oi] += (np.abs(oqty) * mp.T[:, None, :]).sum(-1)
+        cand = liq & (k - first_liq >= lat_steps)
+        frac = np.zeros((P, N))
+        pen = np.zeros((P, N))
+        rew = np.zeros((P, N))
+        if np.any(cand):
+            ci = np.nonzero(cand)
+            fr = close_fraction(eq[ci], mm[ci], notional[ci], lc)
+            pe, re = penalty_paid(eq[ci], fr * notional[ci], lc)
+            e, nn = eq[ci], notional[ci]
+            sends = (e < 0) | (re - gas_usd[ci[0], 0] >= ks.min_profit) | (
+                nn * ks.guard_move - e > 0)
+            frac[ci], pen[ci], rew[ci] = fr, pe, re
+            cand[ci] = sends
+        over = cand.sum(1) > cap
+        if np.any(over):
+            health = np.where(cand[over], (eq[over] - mm[over]) / np.maximum(mm[over], 1e-12),
+                              np.inf)
+            rank = np.argsort(np.argsort(health, axis=1, kind="stable"), axis=1)
+            cand[over] &= rank < cap[over][:, None]
+        n_done = cand.sum(1)
+        out["liq"][:, k] = n_done
+        waited = np.where(cand, (k - first_liq) * blocks + min(ks.latency_blocks, blocks - 1), 0)
+        out["wait"][:, k] = np.where(n_done > 0, waited.sum(1) / np.maximum(n_done, 1), np.nan)
+
+        # what feedback cost each account: equity at the oracle without the impact - now
+        fb_gain = _feedback_loss(cfg, size, bal, mp, cp, np.exp(-log_imp), m_asset, c_asset)
+
+        f = np.where(cand, frac, 0.0)
+        full = cand & (f >= 1.0)
+        keep = np.where(full, 0.0, 1.0 - f)
+        realized = np.zeros((P, N))
+        for m in range(M):
+            realized += f * (size[m] * mp[m][:, None] - onot[m])
+            size[m] *= keep
+            onot[m] *= keep
+        if oi.size:
+            fo = f[:, oi, None]
+            realized[:, oi] += (fo * omark).sum(-1)  # sell longs / buy back shorts at the mark
+            oqty = np.where(full[:, oi, None], 0.0, oqty * (1 - fo))
+        pen_d = np.where(cand, pen, 0.0)
+        rew_d = np.where(cand, rew, 0.0)
+        cash += realized - pen_d
+        pool_cash = pool_cash - realized.sum(1)
+        insurance = insurance + (pen_d - rew_d).sum(1)
+        keeper_profit += (rew_d - np.where(cand, gas_usd, 0.0)).sum(1)
+        delayed = liq & (first_liq >= 0) & (first_liq < k)  # liquidatable at an earlier update
+        liq_prev = liq_before.copy()
+        liq_before |= cand
+        first_liq = np.where(cand, -1, first_liq)
+
+        # collateral purchases (liquidateCollateral): no positions, owing cash, under water
+        has_pos = positions_left()
+        cval_or = np.zeros((P, N))
+        cval_h = np.zeros((P, N))
+        for c in range(C):
+            v = bal[c] * cp[c][:, None]
+            cval_or += v
+            cval_h += v * hc[c]
+        coll_cand = ~has_pos & ~settled & (cash < 0) & (cash + cval_h < 0) & (cval_or > 0)
+        left = np.maximum(cap - n_done, 0)
+        coll_do = coll_cand & (np.cumsum(coll_cand, axis=1) <= left[:, None])
+        n_coll = coll_do.sum(1)
+        out["cliq"][:, k] = n_coll
+        if np.any(coll_do):
+            bonus = 1 + lc.collateral_bonus
+            repay = np.where(coll_do, np.minimum(-cash, cval_or / bonus), 0.0)
+            share = np.where(coll_do, np.minimum(repay * bonus / np.maximum(cval_or, 1e-300),
+                                                 1.0), 0.0)
+            sold = np.zeros((P, A))
+            for c in range(C):
+                seized = bal[c] * share
+                bal[c] -= seized
+                cval_h -= seized * cp[c][:, None] * hc[c]
+                sold[:, c_asset[c]] -= (seized * cp[c][:, None]).sum(1)
+            cash += repay
+            keeper_profit += (repay * lc.collateral_bonus - np.where(coll_do, gas_usd, 0.0)
+                              ).sum(1)
+            if fb.sell_collateral:  # keepers sell what they bought over the next steps
+                sell_queue += sold[None] / sell_queue.shape[0]
+
+        # deficits: every position closed and the collateral (haircut) short of the debt
+        deficit_mask = ~has_pos & ~settled & (cash < 0) & (cash + cval_h < 0) & (
+            cand | coll_do | (cval_h <= 0))
+        bad[:, k] = bad[:, k - 1]
+        if np.any(deficit_mask):
+            deficit = np.where(deficit_mask, -cash, 0.0)
+            fb_part = np.where(deficit_mask, np.clip(fb_gain, 0.0, deficit), 0.0)
+            rest = deficit - fb_part
+            is_gap = deficit_mask & ~liq_prev & ~delayed
+            c_delay = np.where(deficit_mask & ~liq_prev & delayed, rest, 0.0)
+            c_pen = np.where(deficit_mask & liq_prev, rest, 0.0)
+            bad[:, k] += np.stack([np.where(is_gap, rest, 0.0).sum(1), c_delay.sum(1),
+                                   c_pen.sum(1), fb_part.sum(1)], axis=-1)
+            gap_acc |= is_gap
+            bad_acc |= deficit_mask
+            total = deficit.sum(1)
+            from_ins = np.minimum(total, np.maximum(insurance, 0.0))
+            insurance = insurance - from_ins
+            # the pool had booked the account's losses as cash already: what the insurance
+            # fund does not cover is socialized to the LPs
+            pool_cash = pool_cash - (total - from_ins)
+            cash = np.where(deficit_mask, 0.0, cash)
+            bal *= ~deficit_mask  # forfeited to the recovery account
+            settled |= deficit_mask
+
+        # 6. traders in margin call (their action lands from the next step)
+        call = has_pos & ~settled & (eq < ts.call_level * mm)
+        new_call = call & ~in_call
+        if np.any(new_call):
+            act = np.where(new_call, draw_trader_actions(rng, (P, N), ts), act)
+            due = np.where(new_call, times[k] + ts.delay, due)
+        due = np.where(call, due, np.inf)
+        in_call = call
+        go = call & (due <= times[k])
+        if np.any(go):
+            top = go & (act == TOP_UP)
+            cash += np.where(top, ts.topup_fraction * np.maximum(mg.im - eq, 0.0), 0.0)
+            r = np.where(go & (act == REDUCE), ts.reduce_fraction, 0.0)
+            for m in range(M):
+                gain = r * (size[m] * mp[m][:, None] - onot[m])
+                cash += gain
+                pool_cash = pool_cash - gain.sum(1)
+                size[m] *= 1 - r
+                onot[m] *= 1 - r
+            due = np.where(go, np.inf, due)
+
+        # the pool hedger: the pool is short the traders' net size
+        mprice_mkt = mkt[:, m_asset]
+        if fb.hedger:
+            trade = fb.hedge_ratio * size.sum(2).T - hedge
+            hedge_cost += trade * mprice_mkt
+            hedge = hedge + trade
+            for m in range(M):
+                sell_queue[0][:, m_asset[m]] += trade[:, m] * mprice_mkt[:, m]
+        # 7. gas
+        used = ext + np.minimum(n_done + n_coll, cap) * ks.gas_per_liquidation / (
+            cfg.gas.gas_limit * blocks)
+        base_fee = next_base_fee(base_fee, used, blocks, cfg.gas)
+
+        # LPs: pool cash - what the pool owes traders on open positions + the hedge's value
+        owed = np.zeros(P)
+        for m in range(M):
+            owed += (size[m] * mp[m][:, None] - onot[m]).sum(1)
+        lp = pool_cash - owed + (hedge * mprice_mkt - hedge_cost).sum(-1)
+        out["fee"][:, k], out["ins"][:, k], out["lp"][:, k] = base_fee, insurance, lp
+        mkt_s[:, k], orc_s[:, k] = mkt, posted
+
+    return SimResult(
+        times=times,
+        assets=tuple(cfg.asset_names),
+        n_accounts=N,
+        fundamental=fund,
+        market=mkt_s,
+        oracle=orc_s,
+        liquidatable=out["nliq"],
+        liquidated=out["liq"],
+        collateral_liquidated=out["cliq"],
+        keeper_wait=out["wait"],
+        base_fee=out["fee"],
+        insurance=out["ins"],
+        lp_value=out["lp"],
+        bad_debt=bad,
+        gap_accounts=gap_acc.sum(1).astype(float),
+        bad_accounts=bad_acc.sum(1).astype(float),
+        keeper_profit=keeper_profit,
+    )
+
+
+def _feedback_loss(cfg: SimConfig, size: F, bal: F, mp: F, cp: F, ratio: F,
+                   m_asset: npt.NDArray[np.int64], c_asset: npt.NDArray[np.int64]) -> F:
+    """Equity at oracle prices without the accumulated impact minus equity now [USD] (P, N);
+    market-first size (M, P, N) / bal (C, P, N), prices (M, P) / (C, P), ratio (P, A)."""
+    out: F = np.zeros(size.shape[1:])
+    if np.all(ratio == 1.0):
+        return out
+    for m in range(size.shape[0]):
+        out += size[m] * (mp[m] * (ratio[:, m_asset[m]] - 1.0))[:, None]
+    for c, spec in enumerate(cfg.collateral):
+        out += bal[c] * (cp[c] * (ratio[:, c_asset[c]] - 1.0) * spec.haircut)[:, None]
+    return out
+
+
+def headline(res: SimResult) -> dict[str, float]:
+    """The run's headline figures (USD, fractions, counts)."""
+    bd = res.bad_debt_total
+    return {
+        "paths": float(res.n_paths),
+        "accounts": float(res.n_accounts),
+        "bad_debt_mean_usd": float(bd.mean()),
+        "bad_debt_p99_usd": float(np.quantile(bd, 0.99)),
+        "bad_debt_max_usd": float(bd.max()),
+        "p_insurance_exhausted": res.p_insurance_exhausted,
+        "p_gap_bad_debt": res.p_gap_bad_debt,
+        "p_bad_debt": res.p_bad_debt,
+        "lp_drawdown_mean": float(res.lp_drawdown.mean()),
+        "lp_drawdown_p99": float(np.quantile(res.lp_drawdown, 0.99)),
+        "liquidations_mean": float(res.liquidated.sum(1).mean()),
+        "collateral_liquidations_mean": float(res.collateral_liquidated.sum(1).mean()),
+        **{f"bad_debt_{c}_usd": float(res.bad_debt[:, -1, i].mean()) for i, c in
+           enumerate(CAUSES)},
+    }
+
+
+def sqrt_impact(traded_usd: npt.ArrayLike, cfg: SimConfig) -> F:
+    """Convenience: :func:`plimsoll.sim.market.sqrt_impact` on a config's assets."""
+    return _sqrt_impact(traded_usd, cfg.assets)
+
