@@ -35,6 +35,7 @@ from plimsoll.chain import LocalNode, free_port
 from plimsoll.deploy import FEED_DECIMALS, Deployment
 from plimsoll.errors import PlimsollError
 from plimsoll.keys import write_keystore
+from plimsoll.sim.engine import SimResult
 from plimsoll.sim.model import SimConfig, SimInputError
 from plimsoll.sim.paths import PricePaths
 from plimsoll.sim.population import Book
@@ -219,6 +220,7 @@ class ChainWorld:
         self.accounts: list[tuple[str, int]] = []
         self.timestamp = int(w3.eth.get_block("latest")["timestamp"])
         self._share_unit = 0
+        self.next_fee = 0  # [wei] base fee of the next block once the engine sets it
 
     # ------------------------------------------------------------------ book
 
@@ -360,11 +362,15 @@ class ChainWorld:
     # ------------------------------------------------------------------ blocks
 
     def _tx(self, sender: str, gas: int) -> Any:
-        """Parameters of an engine transaction: no tip, a fee cap no spike reaches."""
+        """Parameters of an engine transaction (feed updates, traders' actions): no tip, and a
+        fee cap of exactly the next block's base fee once the engine sets it. Anvil orders a
+        block by the fee cap (``--order fees``), so these come after every keeper
+        transaction of the same block, as in the fast engine (keepers, then traders), and
+        they never move the going tip the keeper reads from ``eth_feeHistory``."""
         return {
             "from": sender,
             "gas": gas,
-            "maxFeePerGas": ENGINE_MAX_FEE,
+            "maxFeePerGas": self.next_fee or ENGINE_MAX_FEE,
             "maxPriorityFeePerGas": 0,
         }
 
@@ -390,7 +396,8 @@ class ChainWorld:
         return int(self.w3.eth.block_number)
 
     def set_next_base_fee(self, wei: int) -> None:
-        rpc(self.w3, "anvil_setNextBlockBaseFeePerGas", [hex(max(1, int(wei)))])
+        self.next_fee = max(1, int(wei))
+        rpc(self.w3, "anvil_setNextBlockBaseFeePerGas", [hex(self.next_fee)])
 
     def idle(self) -> bool:
         """No keeper has a transaction in flight and the mempool is empty."""
@@ -665,10 +672,14 @@ def book_specs(book: Book, cfg: SimConfig, taker_fee: int) -> list[AccountSpec]:
 
 @dataclass
 class ChainRun:
-    """What the chain engine measured on one path: the fast engine's series (``sim``, one
-    path) and, per account, what happened to it on chain (step of its first liquidation,
-    -1 if none; its bad debt [USD]), with the keeper's own summary and the timings."""
+    """What the chain engine measured on one path.
 
+    ``result`` is the fast engine's :class:`~plimsoll.sim.engine.SimResult` for this one path
+    (reports and plots take either engine's); ``series`` adds the chain's own per-step figures
+    (``liquidation_events``, ``blocks`` mined); per account: the step of its first
+    liquidation and first collateral purchase (-1: none) and its bad debt [USD]."""
+
+    result: SimResult
     series: dict[str, Any]
     liquidated_step: npt.NDArray[np.int64]
     collateral_step: npt.NDArray[np.int64]
@@ -806,6 +817,7 @@ def run_chain(
                 progress(k)
         summaries = world.stop_keepers()
         return ChainRun(
+            result=run.result(),
             series=run.series(),
             liquidated_step=run.liq_step,
             collateral_step=run.coll_step,
@@ -852,6 +864,7 @@ class _Runner:
             "oracle": np.zeros((t + 1, a)),
             "liquidatable": np.zeros(t + 1),
             "liquidated": np.zeros(t + 1),
+            "liquidation_events": np.zeros(t + 1),
             "collateral_liquidated": np.zeros(t + 1),
             "keeper_wait": np.full(t + 1, np.nan),
             "base_fee": np.zeros(t + 1),
@@ -864,8 +877,7 @@ class _Runner:
         self.coll_step = np.full(n, -1, dtype=np.int64)
         self.bad_by_account = np.zeros(n)
         self.first_liq = np.full(n, -1, dtype=np.int64)
-        self.first_liq_block = np.full(n, -1, dtype=np.int64)
-        self.liq_before = np.zeros(n, dtype=bool)
+        self.last_liq_step = np.full(n, -1, dtype=np.int64)
         self.settled = np.zeros(n, dtype=bool)
         self.gap_acc = np.zeros(n, dtype=bool)
         self.sell_queue = np.zeros((max(1, cfg.feedback.sell_steps), a))
@@ -930,29 +942,38 @@ class _Runner:
         liq = has_pos & np.asarray(res.liquidatable, dtype=bool) & ~self.settled
         newly = liq & (self.first_liq < 0)
         self.first_liq = np.where(liq, np.where(newly, k, self.first_liq), -1)
-        self.first_liq_block = np.where(liq, np.where(newly, b, self.first_liq_block), -1)
         posted = self.drv.posted.copy()
         mp, cp = posted[self.m_asset], posted[self.c_asset]
         fb_gain = _feedback_loss(cfg, sizes, bal, mp, cp, np.exp(-self.drv.log_impact))
-        # Traders in margin call (their transactions land after the keeper's in block 2).
-        call = has_pos & ~self.settled & (eq < cfg.traders.call_level * mm)
-        for act in self.traders.step(t_now, call):
-            self._trader_act(act, state, eq, im)
-        totals = _StepTotals()
-        self._absorb(w.outcome(b), k, cp, totals, fb_gain)
-        for j in range(1, blocks):
-            if opts.fast_forward and w.idle():
+        totals = _StepTotals(blocks=blocks)
+        self._absorb(w.outcome(b), k, 0, cp, totals, fb_gain)
+        # Blocks 2.. of the step: the keeper's transactions land. Traders in margin call (at
+        # block 1's prices) decide once the keeper's first round has landed (an account it
+        # closed is no longer in call), and their transactions come after the keeper's.
+        j, traded_now = 1, False
+        while True:
+            if not traded_now and (j >= 2 or w.idle()):
+                if j >= 2:
+                    now = self.reader.read(w.accounts, b)
+                    has_pos = (np.array(now.sizes, dtype=float).reshape(self.n, -1) != 0).any(1)
+                call = has_pos & ~self.settled & (eq < cfg.traders.call_level * mm)
+                for act in self.traders.step(t_now, call):
+                    self._trader_act(act, state, eq, im)
+                traded_now = True
+            if j >= blocks or (opts.fast_forward and w.idle()):
                 break
             b = w.mine(int(self.t_origin + t_now + block_dt * j), fee_wei)
             w.wait_keeper(b, opts.keeper_timeout)
-            self._absorb(w.outcome(b), k, cp, totals, fb_gain)
+            self._absorb(w.outcome(b), k, j, cp, totals, fb_gain)
+            j += 1
         # The gas market after the step: external demand plus the keeper's gas.
         used = inp.external_share + totals.keeper_gas / (cfg.gas.gas_limit * blocks)
         self.fee = float(self.next_base_fee(self.fee, used, blocks, cfg.gas))
         w.set_next_base_fee(self._wei(self.fee))
         self.s["liquidatable"][k] = float(liq.sum())
-        self.s["liquidated"][k] = float(totals.liquidations)
-        self.s["collateral_liquidated"][k] = float(totals.collateral)
+        self.s["liquidated"][k] = float(len(totals.liquidated))
+        self.s["liquidation_events"][k] = float(totals.liquidations)
+        self.s["collateral_liquidated"][k] = float(len(totals.collateral))
         if totals.waits:
             self.s["keeper_wait"][k] = float(np.mean(totals.waits))
         self.s["blocks"][k] = b - first + 1
@@ -986,8 +1007,11 @@ class _Runner:
                     self.world.send(core.functions.trade(sub, m, delta, 0), owner)
                 )
 
-    def _absorb(self, out: BlockOutcome, k: int, cp: F, totals: _StepTotals, fb_gain: F) -> None:
-        """Books one block's events into the step's totals and the per-account records."""
+    def _absorb(
+        self, out: BlockOutcome, k: int, j: int, cp: F, totals: _StepTotals, fb_gain: F
+    ) -> None:
+        """Books the events of block ``j`` (0 = the step's first) of step ``k`` into the
+        step's totals and the per-account records."""
         lc = self.cfg.liquidation
         for h in self._trader_txs:
             st = out.statuses.get(h.hex().lower() if hasattr(h, "hex") else str(h).lower())
@@ -1016,8 +1040,8 @@ class _Runner:
                 self.bad_by_account[i] += deficit
                 fb = min(max(float(fb_gain[i]), 0.0), deficit)
                 rest = deficit - fb
-                if self.liq_before[i]:
-                    cause = 2  # penalty_rules
+                if 0 <= self.last_liq_step[i] < k:
+                    cause = 2  # penalty_rules: liquidated at an earlier step
                 elif 0 <= self.first_liq[i] < k:
                     cause = 1  # keeper_delay
                 else:
@@ -1028,17 +1052,18 @@ class _Runner:
                 self.settled[i] = True
             elif isinstance(e, LiquidationEvent):
                 totals.liquidations += 1
+                totals.liquidated.add(i)
                 if self.liq_step[i] < 0:
                     self.liq_step[i] = k
-                if self.first_liq_block[i] >= 0:
-                    totals.waits.append(out.block - int(self.first_liq_block[i]))
+                if self.first_liq[i] >= 0:
+                    # blocks since the step's first block where it became liquidatable, in
+                    # the model's blocks (idle blocks are not mined; the fast engine's count)
+                    totals.waits.append((k - int(self.first_liq[i])) * totals.blocks + j)
                 self.keeper_profit += e.reward / WAD
-                if e.fraction < WAD:
-                    self.liq_before[i] = True
+                self.last_liq_step[i] = k
                 self.first_liq[i] = -1
-                self.first_liq_block[i] = -1
             else:
-                totals.collateral += 1
+                totals.collateral.add(i)  # accounts, as the fast engine counts them
                 if self.coll_step[i] < 0:
                     self.coll_step[i] = k
                 self.keeper_profit += e.repaid / WAD * lc.collateral_bonus
@@ -1062,18 +1087,40 @@ class _Runner:
         return int(pool.functions.totalAssets().call(block_identifier=block)) / 10**6
 
     def series(self) -> dict[str, Any]:
-        s = dict(self.s)
-        s["times"] = self.times
-        s["gap_accounts"] = float(self.gap_acc.sum())
-        s["bad_accounts"] = float((self.bad_by_account > 0).sum())
-        s["keeper_profit"] = self.keeper_profit
-        return s
+        return dict(self.s)
+
+    def result(self) -> SimResult:
+        s = self.s
+        return SimResult(
+            times=self.times,
+            assets=tuple(self.cfg.asset_names),
+            n_accounts=self.n,
+            fundamental=s["fundamental"][None],
+            market=s["market"][None],
+            oracle=s["oracle"][None],
+            liquidatable=s["liquidatable"][None],
+            liquidated=s["liquidated"][None],
+            collateral_liquidated=s["collateral_liquidated"][None],
+            keeper_wait=s["keeper_wait"][None],
+            base_fee=s["base_fee"][None],
+            insurance=s["insurance"][None],
+            lp_value=s["lp_value"][None],
+            bad_debt=s["bad_debt"][None],
+            gap_accounts=np.array([float(self.gap_acc.sum())]),
+            bad_accounts=np.array([float((self.bad_by_account > 0).sum())]),
+            keeper_profit=np.array([self.keeper_profit]),
+            liquidated_step=self.liq_step[None],
+            collateral_step=self.coll_step[None],
+            account_bad_debt=self.bad_by_account[None],
+        )
 
 
 @dataclass
 class _StepTotals:
-    liquidations: int = 0
-    collateral: int = 0
+    blocks: int = 1  # the step's blocks in the model
+    liquidations: int = 0  # Liquidated events
+    liquidated: set[int] = field(default_factory=set)
+    collateral: set[int] = field(default_factory=set)
     keeper_gas: int = 0
     waits: list[int] = field(default_factory=list)
     bad: F = field(default_factory=lambda: np.zeros(4))

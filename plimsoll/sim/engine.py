@@ -176,6 +176,11 @@ class SimResult:
     gap_accounts: F  # (P,) accounts that met MM at the previous update and ended with bad debt
     bad_accounts: F  # (P,) accounts with bad debt
     keeper_profit: F  # (P,) [USD] rewards - gas
+    # per account (the agreement test compares them with the chain engine's): the step of the
+    # first liquidation of its positions and of its collateral (-1: none), its bad debt [USD]
+    liquidated_step: npt.NDArray[np.int64] | None = None  # (P, N)
+    collateral_step: npt.NDArray[np.int64] | None = None  # (P, N)
+    account_bad_debt: F | None = None  # (P, N)
 
     @property
     def n_paths(self) -> int:
@@ -305,6 +310,9 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
     keeper_profit = np.zeros(P)
 
     first_liq = np.full((P, N), -1, dtype=np.int64)  # step it became liquidatable (-1: not)
+    liq_step = np.full((P, N), -1, dtype=np.int64)
+    coll_step = np.full((P, N), -1, dtype=np.int64)
+    acct_bad = np.zeros((P, N))
     liq_before = np.zeros((P, N), dtype=bool)
     settled = np.zeros((P, N), dtype=bool)  # deficit booked: the account is closed
     gap_acc = np.zeros((P, N), dtype=bool)
@@ -406,6 +414,7 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
             cand[over] &= rank < cap[over][:, None]
         n_done = cand.sum(1)
         out["liq"][:, k] = n_done
+        liq_step = np.where(cand & (liq_step < 0), k, liq_step)
         waited = np.where(cand, (k - first_liq) * blocks + min(ks.latency_blocks, blocks - 1), 0)
         out["wait"][:, k] = np.where(n_done > 0, waited.sum(1) / np.maximum(n_done, 1), np.nan)
 
@@ -443,10 +452,14 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
             v = bal[c] * cp[c][:, None]
             cval_or += v
             cval_h += v * hc[c]
-        coll_cand = ~has_pos & ~settled & (cash < 0) & (cash + cval_h < 0) & (cval_or > 0)
+        # (not the accounts liquidated in this step: the liquidation that closes the last
+        # position books the deficit at once and forfeits the collateral, _bookLiquidation)
+        coll_cand = (~has_pos & ~settled & ~cand & (cash < 0) & (cash + cval_h < 0)
+                     & (cval_or > 0))
         left = np.maximum(cap - n_done, 0)
         coll_do = coll_cand & (np.cumsum(coll_cand, axis=1) <= left[:, None])
         n_coll = coll_do.sum(1)
+        coll_step = np.where(coll_do & (coll_step < 0), k, coll_step)
         out["cliq"][:, k] = n_coll
         if np.any(coll_do):
             bonus = 1 + lc.collateral_bonus
@@ -471,6 +484,7 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
         bad[:, k] = bad[:, k - 1]
         if np.any(deficit_mask):
             deficit = np.where(deficit_mask, -cash, 0.0)
+            acct_bad += deficit
             fb_part = np.where(deficit_mask, np.clip(fb_gain, 0.0, deficit), 0.0)
             rest = deficit - fb_part
             is_gap = deficit_mask & ~liq_prev & ~delayed
@@ -550,6 +564,9 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
         gap_accounts=gap_acc.sum(1).astype(float),
         bad_accounts=bad_acc.sum(1).astype(float),
         keeper_profit=keeper_profit,
+        liquidated_step=liq_step,
+        collateral_step=coll_step,
+        account_bad_debt=acct_bad,
     )
 
 
