@@ -421,9 +421,10 @@ class ChainWorld:
             )
         return out
 
-    def send(self, fn: Any, sender: str, gas: int = SETUP_GAS) -> Any:
-        """A trader's (or the engine's) transaction for the next block, no tip."""
-        return fn.transact(self._tx(sender, gas))
+    def send(self, fn: Any, sender: str, gas: int = SETUP_GAS) -> str:
+        """A trader's (or the engine's) transaction for the next block, no tip; its hash
+        (0x..., lower case)."""
+        return "0x" + bytes(fn.transact(self._tx(sender, gas))).hex()
 
     # ------------------------------------------------------------------ reading
 
@@ -882,6 +883,9 @@ class _Runner:
         self.gap_acc = np.zeros(n, dtype=bool)
         self.sell_queue = np.zeros((max(1, cfg.feedback.sell_steps), a))
         self.keeper_profit = 0.0
+        self.hedge = np.zeros(len(cfg.markets))  # [units] the pool hedger's position
+        self.hedge_cost = np.zeros(len(cfg.markets))  # [USD]
+        self._hedge_value = 0.0
         self._pending_bad: F = np.zeros(4)
         self.trader_actions = 0
         self.trader_reverts = 0
@@ -966,6 +970,20 @@ class _Runner:
             w.wait_keeper(b, opts.keeper_timeout)
             self._absorb(w.outcome(b), k, j, cp, totals, fb_gain)
             j += 1
+        # The pool hedger (the fast engine's rule): the pool is short what the book is long;
+        # it trades the difference on the external market at the next step.
+        if cfg.feedback.hedger:
+            end = self.reader.read(w.accounts, b)
+            net = np.array(end.sizes, dtype=float).reshape(self.n, -1).sum(0) / WAD
+            trade = cfg.feedback.hedge_ratio * net - self.hedge
+            px = inp.market_price[self.m_asset]
+            self.hedge_cost += trade * px
+            self.hedge = self.hedge + trade
+            for m in range(len(cfg.markets)):
+                self.sell_queue[0][self.m_asset[m]] += trade[m] * px[m]
+        self._hedge_value = float(
+            (self.hedge * inp.market_price[self.m_asset]).sum() - self.hedge_cost.sum()
+        )
         # The gas market after the step: external demand plus the keeper's gas.
         used = inp.external_share + totals.keeper_gas / (cfg.gas.gas_limit * blocks)
         self.fee = float(self.next_base_fee(self.fee, used, blocks, cfg.gas))
@@ -1013,15 +1031,14 @@ class _Runner:
         """Books the events of block ``j`` (0 = the step's first) of step ``k`` into the
         step's totals and the per-account records."""
         lc = self.cfg.liquidation
+        left = []
         for h in self._trader_txs:
-            st = out.statuses.get(h.hex().lower() if hasattr(h, "hex") else str(h).lower())
-            if st is not None and st != 1:
+            st = out.statuses.get(h)
+            if st is None:
+                left.append(h)
+            elif st != 1:
                 self.trader_reverts += 1
-        self._trader_txs = [
-            h
-            for h in self._trader_txs
-            if (h.hex().lower() if hasattr(h, "hex") else str(h).lower()) not in out.statuses
-        ]
+        self._trader_txs = left
         totals.keeper_gas += out.keeper_gas
         self.keeper_profit -= out.keeper_fees / 1e18 * self.cfg.keeper.gas_token_price
         events: list[tuple[int, Any]] = [(e.tx_index, e) for e in out.bad_debt]
@@ -1077,7 +1094,7 @@ class _Runner:
         s["fundamental"][k], s["market"][k], s["oracle"][k] = fund, market, oracle
         s["base_fee"][k] = self.fee
         s["insurance"][k] = self.world.insurance_fund(block) / WAD
-        s["lp_value"][k] = self._lp_value(block)
+        s["lp_value"][k] = self._lp_value(block) + self._hedge_value
         if k:
             s["bad_debt"][k] = s["bad_debt"][k - 1] + self._pending_bad
         self._pending_bad = np.zeros(4)

@@ -65,6 +65,11 @@ from plimsoll.sim.population import Book
 F = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
+#: [USD] equity below -EPS_USD is a deficit. A liquidation that closes everything takes what
+#: equity is left as penalty, so the account ends at exactly 0 on chain (integers, rounded in
+#: the protocol's favour) but at +-1e-12 here (float64): without the tolerance, half of those
+#: accounts would book a deficit of their whole cash debt and forfeit their collateral.
+EPS_USD = 1e-6
 CAUSES = ("gap", "keeper_delay", "penalty_rules", "feedback")
 YEAR = 365 * 86_400.0
 
@@ -454,7 +459,7 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
             cval_h += v * hc[c]
         # (not the accounts liquidated in this step: the liquidation that closes the last
         # position books the deficit at once and forfeits the collateral, _bookLiquidation)
-        coll_cand = (~has_pos & ~settled & ~cand & (cash < 0) & (cash + cval_h < 0)
+        coll_cand = (~has_pos & ~settled & ~cand & (cash < 0) & (cash + cval_h < -EPS_USD)
                      & (cval_or > 0))
         left = np.maximum(cap - n_done, 0)
         coll_do = coll_cand & (np.cumsum(coll_cand, axis=1) <= left[:, None])
@@ -462,16 +467,25 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
         coll_step = np.where(coll_do & (coll_step < 0), k, coll_step)
         out["cliq"][:, k] = n_coll
         if np.any(coll_do):
+            # the keeper's purchase (keepers/candidates.collateral_args): the sellable asset of
+            # the largest oracle value, the whole debt offered; the contract takes what that
+            # asset covers at the bonus (_seizeAmounts). One asset per purchase: the account
+            # is then either solvent again or its deficit is booked (below), so one purchase
+            # per step is what the chain does too.
             bonus = 1 + lc.collateral_bonus
-            repay = np.where(coll_do, np.minimum(-cash, cval_or / bonus), 0.0)
-            share = np.where(coll_do, np.minimum(repay * bonus / np.maximum(cval_or, 1e-300),
-                                                 1.0), 0.0)
+            vals = np.stack([bal[c] * cp[c][:, None] for c in range(C)])  # (C, P, N)
+            best = np.argmax(vals, axis=0)
+            vbest = np.take_along_axis(vals, best[None], 0)[0]
+            repay = np.where(coll_do, np.minimum(-cash, vbest / bonus), 0.0)
             sold = np.zeros((P, A))
             for c in range(C):
-                seized = bal[c] * share
+                pick = coll_do & (best == c)
+                px = cp[c][:, None]
+                seized = np.where(pick, np.minimum(repay * bonus / np.where(px > 0, px, 1.0),
+                                                   bal[c]), 0.0)
                 bal[c] -= seized
-                cval_h -= seized * cp[c][:, None] * hc[c]
-                sold[:, c_asset[c]] -= (seized * cp[c][:, None]).sum(1)
+                cval_h -= seized * px * hc[c]
+                sold[:, c_asset[c]] -= (seized * px).sum(1)
             cash += repay
             keeper_profit += (repay * lc.collateral_bonus - np.where(coll_do, gas_usd, 0.0)
                               ).sum(1)
@@ -479,7 +493,7 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
                 sell_queue += sold[None] / sell_queue.shape[0]
 
         # deficits: every position closed and the collateral (haircut) short of the debt
-        deficit_mask = ~has_pos & ~settled & (cash < 0) & (cash + cval_h < 0) & (
+        deficit_mask = ~has_pos & ~settled & (cash < 0) & (cash + cval_h < -EPS_USD) & (
             cand | coll_do | (cval_h <= 0))
         bad[:, k] = bad[:, k - 1]
         if np.any(deficit_mask):
