@@ -33,7 +33,7 @@ BROWNIE_ARGS ?=
 LINT_DIRS = $(wildcard plimsoll keepers scripts)
 
 .PHONY: coverage-check abi setup compile build test test-forge test-py test-brownie demo gas gas-check coverage \
-        lint clean distclean
+        lint clean distclean simulate calibrate sim-report
 
 setup:
 	@bash "$(ROOT)/tools/setup.sh"
@@ -92,6 +92,21 @@ DEMO_ARGS ?=
 demo: setup
 	$(PY) scripts/demo.py $(DEMO_ARGS)
 
+# Cascade simulator (plimsoll.sim): one scenario with feedback on and off -> reports/sim-*/;
+# SIM_ARGS replaces the defaults, e.g. SIM_ARGS="--monte-carlo garch --paths 500".
+SIM_ARGS ?= --scenario black_thursday --compare-feedback
+simulate: setup
+	$(PY) -m plimsoll.cli simulate $(SIM_ARGS)
+
+# Margin calibration -> reports/calibration/ (admin calls, risk-keeper policy, plots).
+CAL_ARGS ?=
+calibrate: setup
+	$(PY) -m plimsoll.cli calibrate $(CAL_ARGS)
+
+# The committed reports: reports/calibration and reports/black_thursday (~5 min on 2 cores).
+sim-report: setup
+	$(PY) scripts/sim_report.py
+
 # Refresh the ABIs shipped in plimsoll/abi (the SDK needs no compiler at run time).
 abi: setup
 	$(PY) -m plimsoll.build --export-abi
@@ -125,7 +140,7 @@ lint: setup
 	fi
 
 clean:
-	rm -rf build out cache reports .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf build out cache reports/sim-* .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -path ./node_modules -prune -o -path ./.venv -prune -o \
 	  -name __pycache__ -type d -print0 | xargs -0 rm -rf
 

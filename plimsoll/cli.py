@@ -25,6 +25,11 @@ Trader::
 
 Operator / developer: ``sync``, ``keeper run``, ``capital-efficiency``.
 
+Risk manager::
+
+    plimsoll simulate [--scenario black_thursday|--csv F|--monte-carlo jump|garch] [--out DIR]
+    plimsoll calibrate [--target-gap 0.1%] [--target-insurance 1%] [--timelock ADDRESS]
+
 Common flags: ``--rpc`` (default $PLIMSOLL_RPC or http://127.0.0.1:8545), ``--deployment``
 (default deployments/local.json), and a signer: ``--keystore FILE`` with ``--password-file`` or
 $PLIMSOLL_KEYSTORE_PASSWORD, or ``--from ADDRESS`` for an account the node unlocks (local
@@ -472,6 +477,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=cmd_sync)
     sub.add_parser("capital-efficiency", help="margin of option strategies by mode (table, PNG)")
+    sub.add_parser("simulate", help="cascade simulation: bad debt of a crash, with feedback")
+    sub.add_parser("calibrate", help="margin parameters that meet bad-debt targets")
     p = sub.add_parser("keeper", help="run a keeper")
     p.add_argument("what", choices=["run"])
     p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -501,6 +508,14 @@ def main(argv: list[str] | None = None) -> int:
             return keeper_main(argv[2:])
         if argv[:1] == ["capital-efficiency"]:
             return _capital(argv[1:])
+        if argv[:1] == ["simulate"]:
+            from plimsoll.sim.cli import simulate_main
+
+            return simulate_main(argv[1:])
+        if argv[:1] == ["calibrate"]:
+            from plimsoll.sim.cli import calibrate_main
+
+            return calibrate_main(argv[1:])
         try:
             args = parser().parse_args(argv)
         except SystemExit as e:  # --help

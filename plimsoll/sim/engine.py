@@ -113,7 +113,8 @@ def margin(
     contPerp) + |q| p min(min(|q| slope, 1) sMm, 1) mmFactor; IM = the grid part x imFactor x
     sIm / sMm + |q| p min(min(|q| slope, 1) sIm, 1). Equity = cash + sum(balance x price x
     haircut) + sum(q p - openNotional) (+ option value)."""
-    pf = bool(np.any(portfolio))
+    pm_idx = np.flatnonzero(portfolio)
+    unit = bool(np.all(s_im == 1.0) and np.all(s_mm == 1.0))  # no vol scalars: rate <= 1
     equity = np.array(cash, dtype=np.float64, copy=True)
     im = np.zeros_like(equity)
     mm = np.zeros_like(equity)
@@ -126,18 +127,23 @@ def margin(
         smm = np.asarray(s_mm[m])[..., None]
         q = np.abs(sizes[m])
         n = q * p
-        qs = q * mk.size_slope
-        rate = np.minimum(qs + mk.im_base, 1.0)
-        im_m = n * np.minimum(rate * sim, 1.0)
-        mm_m = n * np.minimum(rate * smm, 1.0) * mk.mm_factor
-        if pf:
-            rs = np.minimum(qs, 1.0)
-            grid = n * (np.minimum(PM_SPOT_SHOCK * smm, PM_MAX_SHOCK) + PM_CONT_PERP)
-            pm_mm = grid + n * np.minimum(rs * smm, 1.0) * mk.mm_factor
-            pm_im = grid * (PM_IM_FACTOR * sim / smm) + n * np.minimum(rs * sim, 1.0)
-            im_m = np.where(portfolio, pm_im, im_m)
-            mm_m = np.where(portfolio, pm_mm, mm_m)
-        equity += sizes[m] * p - open_notional[m]
+        rate = np.minimum(q * mk.size_slope + mk.im_base, 1.0)
+        if unit:
+            im_m = n * rate
+            mm_m = im_m * mk.mm_factor
+        else:
+            im_m = n * np.minimum(rate * sim, 1.0)
+            mm_m = n * np.minimum(rate * smm, 1.0) * mk.mm_factor
+        if pm_idx.size:
+            # portfolio accounts only: the grid's perp loss + contingency, and the size part
+            npm = n[..., pm_idx]
+            rs = np.minimum(q[..., pm_idx] * mk.size_slope, 1.0)
+            grid = npm * (np.minimum(PM_SPOT_SHOCK * smm, PM_MAX_SHOCK) + PM_CONT_PERP)
+            mm_m[..., pm_idx] = grid + npm * np.minimum(rs * smm, 1.0) * mk.mm_factor
+            im_m[..., pm_idx] = grid * (PM_IM_FACTOR * sim / smm) + npm * np.minimum(rs * sim,
+                                                                                    1.0)
+        equity += sizes[m] * p
+        equity -= open_notional[m]
         im += im_m
         mm += mm_m
         notional += n
@@ -178,6 +184,7 @@ class SimResult:
     insurance: F  # (P, T+1) [USD]
     lp_value: F  # (P, T+1) [USD]
     bad_debt: F  # (P, T+1, 4) cumulative [USD] by cause (CAUSES)
+    recovered: F  # (P, T+1) cumulative [USD] market value of collateral forfeited with a deficit
     gap_accounts: F  # (P,) accounts that met MM at the previous update and ended with bad debt
     bad_accounts: F  # (P,) accounts with bad debt
     keeper_profit: F  # (P,) [USD] rewards - gas
@@ -194,6 +201,12 @@ class SimResult:
     @property
     def bad_debt_total(self) -> F:
         out: F = self.bad_debt[:, -1].sum(-1)
+        return out
+
+    @property
+    def net_loss(self) -> F:
+        """Bad debt booked minus the market value of the collateral the protocol recovered."""
+        out: F = self.bad_debt_total - self.recovered[:, -1]
         return out
 
     @property
@@ -304,7 +317,7 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
     log_imp = np.zeros((P, A))
     s_im = np.ones((M, P))
     s_mm = np.ones((M, P))
-    ewma_var = np.full((P, A), vp.base_vol**2)
+    ewma_var = np.full((P, A), vp.base_vol**2)  # warmed up at the base: scalars start at 1
     base_fee = np.full(P, cfg.gas.base_fee)
     spike_left = np.zeros(P, dtype=np.int64)
     insurance = np.full(P, cfg.insurance)
@@ -333,6 +346,7 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
 
     out = {k: np.zeros((P, T + 1)) for k in ("liq", "cliq", "wait", "fee", "ins", "lp", "nliq")}
     bad = np.zeros((P, T + 1, 4))
+    recovered = np.zeros((P, T + 1))
     mkt_s = np.zeros((P, T + 1, A))
     orc_s = np.zeros((P, T + 1, A))
     mkt_s[:, 0] = orc_s[:, 0] = fund[:, 0]
@@ -363,12 +377,13 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
         posted = new_posted
         # 3. vol scalars (the risk keeper's policy)
         if vp.response > 0:
-            lam = vp.ewma_lambda ** (dt / vp.update_every)
+            lam = vp.ewma_lambda ** (dt / vp.sample_seconds)
             ewma_var = lam * ewma_var + (1 - lam) * ret**2 / (dt / YEAR)
             target = np.clip(1 + vp.response * (np.sqrt(ewma_var) / vp.base_vol - 1),
                              vp.floor, vp.cap)[:, m_asset].T
-            s_mm = np.clip(target, s_mm * (1 - vp.max_step), s_mm * (1 + vp.max_step))
-            s_im = s_mm
+            s_im = np.clip(target, s_im * (1 - vp.max_step), s_im * (1 + vp.max_step))
+            # MM follows IM down at once and up over the ramp (RiskLimits.rampPeriod)
+            s_mm = np.where(s_im <= s_mm, s_im, s_mm + (s_im - s_mm) * min(1.0, dt / vp.ramp))
         # 4. margin at the oracle
         mp, cp = posted[:, m_asset].T, posted[:, c_asset].T  # (M, P), (C, P)
         ov = oim = None
@@ -496,6 +511,7 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
         deficit_mask = ~has_pos & ~settled & (cash < 0) & (cash + cval_h < -EPS_USD) & (
             cand | coll_do | (cval_h <= 0))
         bad[:, k] = bad[:, k - 1]
+        recovered[:, k] = recovered[:, k - 1]
         if np.any(deficit_mask):
             deficit = np.where(deficit_mask, -cash, 0.0)
             acct_bad += deficit
@@ -515,6 +531,8 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
             # fund does not cover is socialized to the LPs
             pool_cash = pool_cash - (total - from_ins)
             cash = np.where(deficit_mask, 0.0, cash)
+            for c in range(C):  # the recovery account's collateral at the market
+                recovered[:, k] += (bal[c] * deficit_mask).sum(1) * mkt[:, c_asset[c]]
             bal *= ~deficit_mask  # forfeited to the recovery account
             settled |= deficit_mask
 
@@ -575,6 +593,7 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
         insurance=out["ins"],
         lp_value=out["lp"],
         bad_debt=bad,
+        recovered=recovered,
         gap_accounts=gap_acc.sum(1).astype(float),
         bad_accounts=bad_acc.sum(1).astype(float),
         keeper_profit=keeper_profit,
@@ -607,6 +626,7 @@ def headline(res: SimResult) -> dict[str, float]:
         "bad_debt_mean_usd": float(bd.mean()),
         "bad_debt_p99_usd": float(np.quantile(bd, 0.99)),
         "bad_debt_max_usd": float(bd.max()),
+        "net_loss_mean_usd": float(res.net_loss.mean()),
         "p_insurance_exhausted": res.p_insurance_exhausted,
         "p_gap_bad_debt": res.p_gap_bad_debt,
         "p_bad_debt": res.p_bad_debt,

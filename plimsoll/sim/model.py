@@ -112,21 +112,25 @@ class LiquidationSpec:
 
 @dataclass(frozen=True)
 class VolScalarPolicy:
-    """What the risk keeper does with the volatility scalars: sMm = sIm =
-    clip(1 + response x (ewma_vol / base_vol - 1), floor, cap), at most ``max_step`` relative
-    change per update and ``ramp`` seconds to ramp an MM rise in (``RiskLimits``).
-    ``response = 0`` keeps the scalars at 1 (today's default)."""
+    """What the risk keeper (``keepers/risk.py``) does with the volatility scalars: it samples
+    each market's oracle every ``sample_seconds``, feeds RiskMetrics EWMA (``ewma_lambda`` per
+    sample) and targets sIm = sMm = vol / ``base_vol``; ``response`` blends that in,
+    1 + response x (vol / base_vol - 1) (the keeper is response 1; 0 means no risk keeper,
+    today's default), clipped to the contract's ``RiskLimits``: [floor, cap], at most
+    ``max_step`` relative change per update; IM follows at once, MM ramps in over ``ramp``."""
 
     response: float = 0.0
-    base_vol: float = 0.8  # annualized vol at which the scalar is 1
+    base_vol: float = 0.5  # keepers/risk.py default
     floor: float = 0.5
     cap: float = 4.0
     max_step: float = 0.5
     ewma_lambda: float = 0.94
-    update_every: float = 3600.0  # [s]
+    sample_seconds: float = 60.0
+    ramp: float = 3600.0  # [s]
 
     def __post_init__(self) -> None:
         _check(self.response >= 0, "vol-scalar response must be >= 0")
+        _check(self.base_vol > 0, "vol-scalar base_vol must be > 0")
         _check(0 < self.floor <= 1 <= self.cap, "vol-scalar floor <= 1 <= cap")
 
 
@@ -279,6 +283,7 @@ class SimConfig:
         penalty: float | None = None,
         buffer: float | None = None,
         vol_response: float | None = None,
+        base_vol: float | None = None,
     ) -> SimConfig:
         """A copy with the margin parameters changed (the calibration's search space)."""
         markets = tuple(
@@ -295,8 +300,10 @@ class SimConfig:
             penalty=self.liquidation.penalty if penalty is None else penalty,
             buffer=self.liquidation.buffer if buffer is None else buffer,
         )
-        vp = self.vol_policy if vol_response is None else replace(
-            self.vol_policy, response=vol_response
+        vp = replace(
+            self.vol_policy,
+            response=self.vol_policy.response if vol_response is None else vol_response,
+            base_vol=self.vol_policy.base_vol if base_vol is None else base_vol,
         )
         return replace(self, markets=markets, liquidation=liq, vol_policy=vp)
 

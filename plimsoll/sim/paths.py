@@ -7,8 +7,8 @@ relative to normal: 0.2 = an illiquid hour).
 
 The shapes are this project's constructions, "historically shaped", not replays:
 
-* ``black_thursday``: one day, -40% on ETH (-35% BTC, -45% SOL) with a -15% hour, as on 12 March
-  2020, in thin markets during the fall;
+* ``black_thursday``: one day, -40% on ETH (-35% BTC, -45% SOL) with a -15% hour holding a -7%
+  five-minute candle, as on 12 March 2020, in thin markets during the fall;
 * ``slow_grind``: -30% over seven days with daily bounces;
 * ``wick``: -25% in ten minutes and back to -5% within two hours;
 * ``gap_down``: a -20% gap in one step at the open of an illiquid hour (depth x 0.2);
@@ -116,9 +116,12 @@ def black_thursday(cfg: SimConfig, n_steps: int = 288, seed: int = 0) -> PricePa
     knots_h = np.array([0, 6, 13, 14, 20, 24])
     knots_f = np.array([0, 0.15, 0.45, 0.45, 1.10, 1.0])  # share of the non-hour drop
     rest = total - hour_drop
+    # the crash hour: -7% in one candle (at 13:20), the rest of its -15% spread over the hour
+    candle = math.log(0.93)
+    at = t[np.searchsorted(h, 13 + 1 / 3)] / HOUR
     shape = np.interp(h, knots_h, knots_f) * rest + np.where(
-        h >= 14, hour_drop, np.where(h >= 13, (h - 13) * hour_drop, 0.0)
-    )
+        h >= 14, hour_drop, np.where(h >= 13, (h - 13) * (hour_drop - candle), 0.0)
+    ) + np.where((h >= at) & (h < 14), candle, 0.0)
     drops = _drops(cfg, 1.0, 0.875, 1.1, 0.0)
     logp = shape[:, None] * drops + _noise(t, len(cfg.assets), 0.02, seed) * (drops > 0)
     liq = np.where((h >= 12) & (h < 16), 0.3, np.where((h >= 6) & (h < 20), 0.6, 1.0))
