@@ -872,6 +872,7 @@ class _Runner:
             "insurance": np.zeros(t + 1),
             "lp_value": np.zeros(t + 1),
             "bad_debt": np.zeros((t + 1, 4)),
+            "recovered": np.zeros(t + 1),
             "blocks": np.zeros(t + 1, dtype=np.int64),
         }
         self.liq_step = np.full(n, -1, dtype=np.int64)
@@ -886,6 +887,7 @@ class _Runner:
         self.hedge = np.zeros(len(cfg.markets))  # [units] the pool hedger's position
         self.hedge_cost = np.zeros(len(cfg.markets))  # [USD]
         self._hedge_value = 0.0
+        self._mkt: F = np.array([a.price for a in cfg.assets])
         self._pending_bad: F = np.zeros(4)
         self.trader_actions = 0
         self.trader_reverts = 0
@@ -950,6 +952,7 @@ class _Runner:
         mp, cp = posted[self.m_asset], posted[self.c_asset]
         fb_gain = _feedback_loss(cfg, sizes, bal, mp, cp, np.exp(-self.drv.log_impact))
         totals = _StepTotals(blocks=blocks)
+        self._mkt = inp.market_price
         self._absorb(w.outcome(b), k, 0, cp, totals, fb_gain)
         # Blocks 2.. of the step: the keeper's transactions land. Traders in margin call (at
         # block 1's prices) decide once the keeper's first round has landed (an account it
@@ -996,6 +999,7 @@ class _Runner:
             self.s["keeper_wait"][k] = float(np.mean(totals.waits))
         self.s["blocks"][k] = b - first + 1
         self._pending_bad = totals.bad
+        self.s["recovered"][k] = self.s["recovered"][k - 1] + totals.recovered
         self._record(k, inp.fundamental_price, inp.market_price, posted, b)
 
     def _trader_act(self, act: Any, state: Any, eq: F, im: F) -> None:
@@ -1086,6 +1090,12 @@ class _Runner:
                 self.keeper_profit += e.repaid / WAD * lc.collateral_bonus
                 c = e.asset_id - 1
                 seized_usd[self.c_asset[c]] += e.seized / 10.0 ** self.c_dec[c] * cp[c]
+        for owner, sub, asset_id, amount in out.forfeited:
+            # collateral forfeited to the recovery account with a deficit, at the market
+            if (owner.lower(), sub) in self.index and asset_id >= 1:
+                c = asset_id - 1
+                px = float(self._mkt[self.c_asset[c]])
+                totals.recovered += amount / 10.0 ** self.c_dec[c] * px
         if self.cfg.feedback.sell_collateral and seized_usd.any():
             self.sell_queue -= seized_usd[None] / self.sell_queue.shape[0]
 
@@ -1123,6 +1133,7 @@ class _Runner:
             insurance=s["insurance"][None],
             lp_value=s["lp_value"][None],
             bad_debt=s["bad_debt"][None],
+            recovered=s["recovered"][None],
             gap_accounts=np.array([float(self.gap_acc.sum())]),
             bad_accounts=np.array([float((self.bad_by_account > 0).sum())]),
             keeper_profit=np.array([self.keeper_profit]),
@@ -1141,3 +1152,4 @@ class _StepTotals:
     keeper_gas: int = 0
     waits: list[int] = field(default_factory=list)
     bad: F = field(default_factory=lambda: np.zeros(4))
+    recovered: float = 0.0  # [USD] market value of collateral forfeited with a deficit
