@@ -49,10 +49,14 @@ GWEI = 10**9
 SETUP_BATCH = 256
 #: Gas of a set-up transaction (deposit, trade, approve, mint).
 SETUP_GAS = 900_000
-#: The engine's own transactions (feed updates, traders' actions): a fee cap no base-fee spike
-#: of a scenario reaches, and no tip (they never outbid the keeper, nor move the going tip the
-#: keeper reads from ``eth_feeHistory``).
+#: The fee cap of the engine's own transactions before the engine sets base fees (set-up);
+#: afterwards their cap is the next block's base fee (``ChainWorld._tx``).
 ENGINE_MAX_FEE = 100_000 * GWEI
+#: The highest base fee posted to anvil [wei]: the model's EIP-1559 market compounds a spike
+#: over every block of a step (x1.12 per block) and anvil 1.7.1 panics on a base fee near
+#: 2.6e8 gwei; no keeper pays anywhere near this (its caps: 500 and 5,000 gwei), so the cap
+#: changes nothing the keeper does. The series keep the model's figure.
+MAX_BASE_FEE = 100_000 * GWEI
 
 
 class ChainSimError(PlimsollError):
@@ -396,7 +400,7 @@ class ChainWorld:
         return int(self.w3.eth.block_number)
 
     def set_next_base_fee(self, wei: int) -> None:
-        self.next_fee = max(1, int(wei))
+        self.next_fee = min(max(1, int(wei)), MAX_BASE_FEE)
         rpc(self.w3, "anvil_setNextBlockBaseFeePerGas", [hex(self.next_fee)])
 
     def idle(self) -> bool:
