@@ -920,7 +920,8 @@ class _Runner:
 
     @staticmethod
     def _wei(gwei: float) -> int:
-        return int(round(gwei * GWEI))
+        """[wei] of a base fee in gwei, at most :data:`MAX_BASE_FEE` (the model's may be inf)."""
+        return int(round(min(gwei * GWEI, MAX_BASE_FEE)))
 
     # ------------------------------------------------------------------ a step
 
