@@ -42,6 +42,7 @@ from plimsoll.sim.population import Book
 from plimsoll.units import WAD, token_units, wad
 
 ROOT = Path(__file__).resolve().parents[2]
+YEAR = 365 * 86_400.0
 F = npt.NDArray[np.float64]
 GWEI = 10**9
 
@@ -576,6 +577,15 @@ def _deploy_world(
         markets=markets,
         prices=prices,
         options=False,
+        # RiskLimits from the risk keeper's policy: scalars in [floor, cap], at most max_step
+        # per update, one update a minute per market, MM rises ramped in over `ramp`
+        risk_limits=(
+            wad(cfg.vol_policy.floor),
+            wad(cfg.vol_policy.cap),
+            wad(cfg.vol_policy.max_step),
+            60,
+            int(cfg.vol_policy.ramp),
+        ),
     )
     for i, a in enumerate(cfg.assets):
         dep.send(
@@ -779,6 +789,8 @@ def run_chain(
     for dt, nb in zip(dts, blocks_of, strict=True):
         if dt < nb:
             raise SimInputError(f"a step of {dt} s cannot hold {nb} blocks of >= 1 s")
+    if cfg.vol_policy.response > 0 and dts.min() < 60:
+        raise SimInputError("the vol-scalar policy needs steps of >= 60 s (one update a minute)")
     t0 = time.monotonic()
     tmp = tempfile.TemporaryDirectory() if opts.workdir is None else None
     workdir = opts.workdir or Path(tmp.name if tmp else ".")
@@ -891,6 +903,9 @@ class _Runner:
         self.hedge = np.zeros(len(cfg.markets))  # [units] the pool hedger's position
         self.hedge_cost = np.zeros(len(cfg.markets))  # [USD]
         self._hedge_value = 0.0
+        self.ewma_var = np.full(len(cfg.assets), cfg.vol_policy.base_vol**2)
+        self.s_im = np.ones(len(cfg.markets))  # the policy's scalars (float, as the model)
+        self.scalar_wad = [WAD] * len(cfg.markets)  # what the engine last set on chain
         self._mkt: F = np.array([a.price for a in cfg.assets])
         self._pending_bad: F = np.zeros(4)
         self.trader_actions = 0
@@ -928,13 +943,15 @@ class _Runner:
     def step(self, k: int, blocks: int, opts: ChainOptions) -> None:
         cfg, w = self.cfg, self.world
         t_prev, t_now = float(self.times[k - 1]), float(self.times[k])
-        block_dt = (t_now - t_prev) / blocks
         traded = self.sell_queue[0].copy()
         self.sell_queue = np.roll(self.sell_queue, -1, axis=0)
         self.sell_queue[-1] = 0.0
+        before = self.drv.posted.copy()
         inp = self.drv.advance(traded / float(self.path.liquidity[k]))
         if inp.oracle_updates:
             w.post_prices({a + 1: p for a, p in inp.oracle_updates.items()})
+        if cfg.vol_policy.response > 0:
+            self._vol_scalars(np.log(self.drv.posted / before), t_now - t_prev)
         fee_wei = self._wei(self.fee)
         b = w.mine(int(self.t_origin + t_now), fee_wei)
         first = b
@@ -974,7 +991,9 @@ class _Runner:
                 traded_now = True
             if j >= blocks or (opts.fast_forward and w.idle()):
                 break
-            b = w.mine(int(self.t_origin + t_now + block_dt * j), fee_wei)
+            # The step's later blocks 1 s apart: the model is discrete in steps (nothing it
+            # has moves within one), and the contract's MM ramp then moves as it does there.
+            b = w.mine(int(self.t_origin + t_now) + j, fee_wei)
             w.wait_keeper(b, opts.keeper_timeout)
             self._absorb(w.outcome(b), k, j, cp, totals, fb_gain)
             j += 1
@@ -1006,6 +1025,36 @@ class _Runner:
         self._pending_bad = totals.bad
         self.s["recovered"][k] = self.s["recovered"][k - 1] + totals.recovered
         self._record(k, inp.fundamental_price, inp.market_price, posted, b)
+
+    def _vol_scalars(self, ret: F, dt: float) -> None:
+        """The risk keeper's policy (the fast engine's rule, ``keepers/risk.py``): EWMA of the
+        oracle's returns, target 1 + response x (vol / base vol - 1) within [floor, cap] and
+        max_step of the current scalar; sent as ``setVolScalar`` (the admin is the risk
+        keeper) with the step's feed updates. The contract applies IM at once and ramps MM
+        in from the block of the update."""
+        vp, core = self.cfg.vol_policy, self.world.dep.core
+        lam = vp.ewma_lambda ** (dt / vp.sample_seconds)
+        self.ewma_var = lam * self.ewma_var + (1 - lam) * ret**2 / (dt / YEAR)
+        target = np.clip(
+            1 + vp.response * (np.sqrt(self.ewma_var) / vp.base_vol - 1), vp.floor, vp.cap
+        )[self.m_asset]
+        new = np.clip(target, self.s_im * (1 - vp.max_step), self.s_im * (1 + vp.max_step))
+        step = wad(vp.max_step)
+        for m, v in enumerate(new):
+            prev = int(self.scalar_wad[m])
+            scalar = round(float(v) * 1e12) * 10**6
+            # the contract's own limits, on its integers (the float clip can round past them)
+            scalar = min(
+                max(scalar, prev - prev * step // WAD, wad(vp.floor)),
+                prev + prev * step // WAD,
+                wad(vp.cap),
+            )
+            if scalar != prev:
+                self.world.send(
+                    core.functions.setVolScalar(m, scalar), self.world.dep.admin, gas=300_000
+                )
+                self.scalar_wad[m] = scalar
+        self.s_im = new
 
     def _trader_act(self, act: Any, state: Any, eq: F, im: F) -> None:
         from plimsoll.sim.agents import TOP_UP

@@ -317,6 +317,8 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
     log_imp = np.zeros((P, A))
     s_im = np.ones((M, P))
     s_mm = np.ones((M, P))
+    mm_from = np.ones((M, P))  # the MM ramp's start value and time (VolScalar.fromWad, rampStart)
+    ramp_t = np.full((M, P), float(paths.times[0]))
     ewma_var = np.full((P, A), vp.base_vol**2)  # warmed up at the base: scalars start at 1
     base_fee = np.full(P, cfg.gas.base_fee)
     spike_left = np.zeros(P, dtype=np.int64)
@@ -381,9 +383,17 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
             ewma_var = lam * ewma_var + (1 - lam) * ret**2 / (dt / YEAR)
             target = np.clip(1 + vp.response * (np.sqrt(ewma_var) / vp.base_vol - 1),
                              vp.floor, vp.cap)[:, m_asset].T
-            s_im = np.clip(target, s_im * (1 - vp.max_step), s_im * (1 + vp.max_step))
-            # MM follows IM down at once and up over the ramp (RiskLimits.rampPeriod)
-            s_mm = np.where(s_im <= s_mm, s_im, s_mm + (s_im - s_mm) * min(1.0, dt / vp.ramp))
+            new = np.clip(target, s_im * (1 - vp.max_step), s_im * (1 + vp.max_step))
+            # MM as the contract has it (setVolScalar / _volScalars): linear from mm_from at
+            # ramp_t to s_im over RiskLimits.rampPeriod; an update below MM now applies at
+            # once, one above it ramps from MM now: MM does not move at the update itself.
+            mm_now = np.where(s_im > mm_from, mm_from + (s_im - mm_from) * np.minimum(
+                1.0, (times[k] - ramp_t) / vp.ramp), s_im)
+            changed = new != s_im
+            mm_from = np.where(changed, np.minimum(mm_now, new), mm_from)
+            ramp_t = np.where(changed, times[k], ramp_t)
+            s_im = new
+            s_mm = np.where(changed, np.minimum(mm_now, new), mm_now)
         # 4. margin at the oracle
         mp, cp = posted[:, m_asset].T, posted[:, c_asset].T  # (M, P), (C, P)
         ov = oim = None
