@@ -36,8 +36,10 @@ What differs, and why it does not matter here:
   the engine waits until its /health reports the block before mining the next one, so the
   machine's load adds no jitter. With ``latency_blocks = 1`` below the 4 blocks of a step the
   fast engine liquidates in the step the account became liquidatable, at that step's oracle
-  price, and so does the chain: the oracle does not move within a step. The chain mines only
-  the blocks in which something happens; waits are counted in the model's blocks.
+  price, and so does the chain: the oracle does not move within a step. The chain mines a
+  step's blocks 1 s apart at the step's time (nothing in the model moves within a step; the
+  contract's MM ramp then moves as the fast engine has it) and only the blocks in which
+  something happens; waits are counted in the model's blocks.
 * **Gas.** The keeper prices a liquidation with ``eth_estimateGas`` (one position: ~140k gas)
   and the fee market; the model uses ``gas_per_liquidation`` (250k). At a 2 gwei base fee a
   liquidation costs ~1.5 USD, under the 5 USD minimum reward, so the profit rule sends every
@@ -48,6 +50,9 @@ What differs, and why it does not matter here:
 * **Collateral purchases.** The real keeper buys the most valuable asset of an account in one
   transaction (``keepers/candidates.collateral_args``); after it the account is either solvent
   or its deficit is booked at once, so one purchase per step, as in the fast engine.
+* **Volatility scalars** (the second test): the risk keeper's ``setVolScalar`` is sent with
+  the step's feed updates; MM ramps in from the block of the update, and the keeper's
+  transactions land 1-3 s later, when the ramp has moved by that much.
 * **Set-up.** Funding is off on chain (``maxFundingRate = 0``: the model leaves funding out);
   the taker fee of opening the book is deposited on top of each account's cash, so the pool
   starts richer by those fees (LP value compared as a change).
@@ -69,7 +74,7 @@ N_STEPS = 30
 BLOCKS_PER_STEP = 4
 
 
-def _world() -> tuple[SimConfig, object, object]:
+def _world(vol_response: float = 0.0) -> tuple[SimConfig, object, object]:
     cfg = SimConfig()
     path = scenario("black_thursday", cfg, n_steps=N_STEPS)
     dt = float(path.times[1] - path.times[0])
@@ -86,6 +91,7 @@ def _world() -> tuple[SimConfig, object, object]:
         keeper=replace(cfg.keeper, latency_blocks=1),
         feedback=replace(cfg.feedback, sell_collateral=True, hedger=True),
         traders=replace(cfg.traders, p_topup=1.0, p_reduce=0.0, topup_fraction=0.3, delay=dt / 2),
+        vol_policy=replace(cfg.vol_policy, response=vol_response),
     )
     spec = PopulationSpec(
         n_accounts=N_ACCOUNTS, p_options=0.0, p_portfolio=0.0, leverage_median=8.0
@@ -162,3 +168,30 @@ def test_prices_with_and_without_feedback_agree(runs: tuple[SimResult, ChainRun]
     np.testing.assert_allclose(c.fundamental[0], fast.fundamental[0], rtol=1e-12)
     np.testing.assert_allclose(c.market[0], fast.market[0], rtol=1e-6)
     np.testing.assert_allclose(c.oracle[0], fast.oracle[0], rtol=1e-6)
+
+
+def test_engines_agree_with_the_risk_keepers_vol_scalars() -> None:
+    """The same path with the risk keeper's volatility scalars (response 1: sIm = sMm = EWMA
+    vol / 50%): the chain engine sends ``setVolScalar`` each step; IM applies at once and MM
+    ramps in over an hour from the block of the update, in the contract and in the fast
+    engine alike. The keeper's transactions land a second or three after the step's first
+    block, when the ramp has moved by that much: the close fractions differ in the 4th
+    digit, so bad debt is compared within 0.1% + 5 USD per account (measured: 2 USD at most,
+    3 USD in total over 31,770 USD); the accounts and steps must be the same."""
+    cfg, path, book = _world(vol_response=1.0)
+    fast = simulate(cfg, path, book, seed=1, workers=1)  # type: ignore[arg-type]
+    chain = run_chain(cfg, path, book, seed=1)  # type: ignore[arg-type]
+    assert fast.liquidated_step is not None and fast.account_bad_debt is not None
+    assert len(chain.liquidated_accounts) >= 15
+    np.testing.assert_array_equal(fast.liquidated_step[0], chain.liquidated_step)
+    np.testing.assert_array_equal(fast.collateral_step[0], chain.collateral_step)
+    np.testing.assert_array_equal(fast.liquidatable[0], chain.result.liquidatable[0])
+    np.testing.assert_allclose(chain.bad_debt, fast.account_bad_debt[0], rtol=1e-3, atol=5.0)
+    total_fast, total_chain = fast.bad_debt_total[0], chain.result.bad_debt_total[0]
+    assert total_chain == pytest.approx(total_fast, rel=1e-3)
+    # the scalars did something: the first liquidations come earlier than without them
+    base_cfg, _, _ = _world()
+    base = simulate(base_cfg, path, book, seed=1, workers=1)  # type: ignore[arg-type]
+    assert base.liquidated_step is not None
+    first = lambda s: int(s[s >= 0].min())  # noqa: E731
+    assert first(fast.liquidated_step[0]) < first(base.liquidated_step[0])
