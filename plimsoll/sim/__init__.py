@@ -20,7 +20,15 @@ The model is plain data plus pure, vectorized rules; both engines run the *same*
   step.
 * :mod:`plimsoll.sim.agents` - the keeper's rule (``keepers/profit.py`` vectorized: close
   fraction, reward, send or skip) and trader behaviour in margin call.
-* :mod:`plimsoll.sim.engine` - the fast engine: numpy over paths x accounts.
+* :mod:`plimsoll.sim.engine` - the fast engine: numpy over paths x accounts (``simulate``
+  returns a :class:`~plimsoll.sim.engine.SimResult`: per-step series per path, bad debt by
+  cause, insurance, LP value).
+* :mod:`plimsoll.sim.report` / :mod:`plimsoll.sim.calibrate` / :mod:`plimsoll.sim.cli` - the
+  report directory, the calibration search, ``plimsoll simulate`` / ``plimsoll calibrate``.
+
+Time: the engine's step is the path's grid step (``paths.times``); one step spans
+``step / block_time`` blocks. ``scenario(name, cfg, n_steps=...)`` sets the resolution; one
+step per block (e.g. 7200 steps for a day) is what the chain engine runs.
 
 How a chain engine drives anvil from the model (per step; a step is one or more blocks)
 -----------------------------------------------------------------------------------------

@@ -56,7 +56,13 @@ from plimsoll.sim.agents import (
     gas_cost_usd,
     penalty_paid,
 )
-from plimsoll.sim.market import impact_decay_factor, keeper_capacity, next_base_fee, oracle_update
+from plimsoll.sim.market import (
+    external_share,
+    impact_decay_factor,
+    keeper_capacity,
+    next_base_fee,
+    oracle_update,
+)
 from plimsoll.sim.market import sqrt_impact as _sqrt_impact
 from plimsoll.sim.model import SimConfig, SimInputError
 from plimsoll.sim.paths import PricePaths
@@ -321,7 +327,7 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
     ramp_t = np.full((M, P), float(paths.times[0]))
     ewma_var = np.full((P, A), vp.base_vol**2)  # warmed up at the base: scalars start at 1
     base_fee = np.full(P, cfg.gas.base_fee)
-    spike_left = np.zeros(P, dtype=np.int64)
+    spike_until = np.full(P, -1.0)  # [s] end of the running gas-demand spike
     insurance = np.full(P, cfg.insurance)
     pool_cash = np.full(P, cfg.pool_liquidity)
     hedge = np.zeros((P, M))
@@ -414,12 +420,16 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
 
         # 5. keepers: block space, the profit rule, perps first, then collateral
         move = np.abs(np.log(fund[:, k] / fund[:, k - 1])).max(-1)
-        hit = move >= cfg.gas.spike_on_move
-        spike = hit | (rng.random(P) < cfg.gas.spike_prob) | (spike_left > 0)
-        spike_left = np.where(hit, 3, np.where(spike, np.maximum(spike_left - 1, 0), 0))
-        ext = np.where(spike, cfg.gas.spike_demand, cfg.gas.demand)
+        start = (move >= cfg.gas.spike_on_move) | (
+            rng.random(P) < 1.0 - np.exp(-cfg.gas.spikes_per_day * dt / 86_400.0))
+        spike = start | (times[k] <= spike_until)
+        spike_until = np.where(start, np.maximum(spike_until, times[k] + cfg.gas.spike_seconds),
+                               spike_until)
+        ext = external_share(spike, base_fee, cfg.gas)
         cap = keeper_capacity(ext, blocks, cfg)
-        gas_usd = gas_cost_usd(base_fee, ks, cfg.gas.priority_fee)[:, None]
+        tip = np.where(spike, cfg.gas.spike_priority_fee, cfg.gas.priority_fee)
+        gas_usd = gas_cost_usd(base_fee + tip - cfg.gas.priority_fee, ks,
+                               cfg.gas.priority_fee)[:, None]
         if oi.size:
             notional = notional.copy()
             notional[:, oi] += (np.abs(oqty) * mp.T[:, None, :]).sum(-1)

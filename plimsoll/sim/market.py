@@ -7,6 +7,7 @@ fast engine calls them on (P, A) arrays and the chain engine on (1, A) or (A,) a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,16 +54,24 @@ def oracle_update(
 
 def next_base_fee(base_fee: F | float, used_share: F | float, blocks: int, gas: GasSpec) -> F:
     """EIP-1559 base fee [gwei] after ``blocks`` blocks each filled to ``used_share`` of the
-    gas limit (target = half): x (1 + (2 u - 1) / 8) per block, at least ``min_base_fee``."""
+    gas limit (target = half): x (1 + (2 u - 1) / 8) per block, at least ``min_base_fee``;
+    full blocks raise it to ``gas.fee_cap`` at most (elastic demand there)."""
     u = np.clip(np.asarray(used_share, dtype=np.float64), 0.0, 1.0)
-    return np.maximum(np.asarray(base_fee) * (1.0 + (2.0 * u - 1.0) / 8.0) ** blocks,
-                      gas.min_base_fee)
+    fee = np.asarray(base_fee, dtype=np.float64)
+    new = fee * (1.0 + (2.0 * u - 1.0) / 8.0) ** blocks
+    # congestion stops at the cap (demand is elastic there); a fee above it only falls
+    new = np.where(u > 0.5, np.minimum(new, np.maximum(fee, gas.fee_cap)), new)
+    out: F = np.maximum(new, gas.min_base_fee)
+    return out
 
 
 def keeper_capacity(external_share: F, blocks: int, cfg: SimConfig) -> npt.NDArray[np.int64]:
     """Liquidations keepers can land in ``blocks`` blocks when others fill ``external_share``
-    of each block: min(max_per_block, free gas / gas per liquidation) per block."""
-    free = np.floor((1.0 - external_share) * cfg.gas.gas_limit / cfg.keeper.gas_per_liquidation)
+    of each block: min(max_per_block, free gas / gas per liquidation) per block, where in a
+    spike the keepers' tip wins them at least ``keeper_bid_share`` of the block."""
+    share = np.maximum(1.0 - external_share, np.where(
+        external_share > cfg.gas.demand, cfg.gas.keeper_bid_share, 0.0))  # outbid in a spike
+    free = np.floor(share * cfg.gas.gas_limit / cfg.keeper.gas_per_liquidation)
     per_block = np.minimum(free, cfg.keeper.max_per_block)
     return (per_block * blocks).astype(np.int64)
 
@@ -102,7 +111,7 @@ class MarketDriver:
     posted: F = field(init=False)
     posted_at: F = field(init=False)
     base_fee: float = field(init=False)
-    spike_left: int = field(init=False, default=0)
+    spike_until: float = field(init=False, default=-1.0)
 
     def __post_init__(self) -> None:
         if self.fundamental.ndim != 2 or self.fundamental.shape[1] != len(self.cfg.assets):
@@ -132,8 +141,12 @@ class MarketDriver:
         posted, at, upd = oracle_update(self.posted, self.posted_at, market, t1, a)
         self.posted, self.posted_at = posted, at
         move = float(np.max(np.abs(np.log(fund / self.fundamental[self.step - 1]))))
-        share = external_demand(self._rng, move, self.cfg.gas, spike_left=self.spike_left)
-        self.spike_left = max(0, self.spike_left - 1) if share < self.cfg.gas.spike_demand else 3
+        start = spike_starts(self._rng, move, t1 - t0, self.cfg.gas)
+        spike = start or t1 <= self.spike_until
+        if start:
+            self.spike_until = max(self.spike_until, t1 + self.cfg.gas.spike_seconds)
+        share = float(external_share(np.array([spike]), np.array([self.base_fee]),
+                                     self.cfg.gas)[0])
         blocks = self.cfg.blocks_per(t1 - t0)
         self.base_fee = float(next_base_fee(self.base_fee, share, blocks, self.cfg.gas))
         return BlockInputs(
@@ -147,11 +160,18 @@ class MarketDriver:
         )
 
 
-def external_demand(
-    rng: np.random.Generator, move: float, gas: GasSpec, spike_left: int = 0
-) -> float:
-    """Share of a block others fill: ``spike_demand`` in a spike (a random one, one the
-    path's move starts, or one still running), else ``demand``."""
-    if spike_left > 0 or move >= gas.spike_on_move or rng.random() < gas.spike_prob:
-        return gas.spike_demand
-    return gas.demand
+def external_share(spike: B, base_fee: F, gas: GasSpec) -> F:
+    """Share of a block others fill: ``spike_demand`` in a spike while the base fee is under
+    ``fee_cap`` (at the cap: the target, 1/2); in calm times ``demand`` x min(1,
+    sqrt(initial base fee / base fee)), so that a fee a spike left high decays again."""
+    calm = gas.demand * np.minimum(1.0, np.sqrt(gas.base_fee / np.maximum(base_fee, 1e-9)))
+    hot = np.where(base_fee < gas.fee_cap, gas.spike_demand, min(gas.spike_demand, 0.5))
+    out: F = np.where(spike, hot, calm)
+    return out
+
+
+def spike_starts(rng: np.random.Generator, move: float, dt: float, gas: GasSpec) -> bool:
+    """Does a gas-demand spike start in a step of ``dt`` seconds whose largest |log move| is
+    ``move``: a crash step, or a Poisson arrival at ``spikes_per_day``."""
+    p = 1.0 - math.exp(-gas.spikes_per_day * dt / 86_400.0)
+    return bool(move >= gas.spike_on_move or rng.random() < p)

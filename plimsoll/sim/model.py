@@ -159,8 +159,13 @@ class KeeperSpec:
 class GasSpec:
     """EIP-1559: base fee x (1 + (used - target) / target / 8) per block, target = limit / 2.
     External demand fills ``demand`` of every block, and ``spike_demand`` during spikes, which
-    start with probability ``spike_prob`` per step (and in every step where the path's move
-    exceeds ``spike_on_move``: a crash is when everyone transacts)."""
+    start at random, ``spikes_per_day`` on average (Poisson), and in every step where the path
+    moves by ``spike_on_move`` or more (a crash is when everyone transacts); each lasts
+    ``spike_seconds``. Demand is elastic at
+    ``fee_cap``: once the base fee reaches it, others fill blocks only to the target, so the
+    base fee holds there (and keepers find room again). In a spike keepers pay
+    ``spike_priority_fee`` and win up to ``keeper_bid_share`` of each block from the others
+    (block space goes to the highest tips)."""
 
     block_time: float = 12.0  # [s]
     gas_limit: int = 30_000_000
@@ -169,12 +174,17 @@ class GasSpec:
     priority_fee: float = 2.0  # [gwei]
     demand: float = 0.5  # share of the block others fill in calm times
     spike_demand: float = 0.98
-    spike_prob: float = 0.01
+    spikes_per_day: float = 3.0
+    spike_seconds: float = 900.0  # [s]
     spike_on_move: float = 0.03  # a |log move| of the step above this starts a spike
+    fee_cap: float = 500.0  # [gwei] others stop bidding above it: blocks return to the target
+    spike_priority_fee: float = 50.0  # [gwei] the tip that wins block space in a spike
+    keeper_bid_share: float = 0.25  # share of a spiking block keepers win with that tip
 
     def __post_init__(self) -> None:
         _check(self.block_time > 0 and self.gas_limit > 0, "block time and gas limit must be > 0")
         _check(0 <= self.demand <= 1 and 0 <= self.spike_demand <= 1, "demand in [0, 1]")
+        _check(self.spikes_per_day >= 0 and self.spike_seconds >= 0, "spikes must be >= 0")
 
 
 @dataclass(frozen=True)

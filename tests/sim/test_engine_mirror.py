@@ -112,7 +112,7 @@ def test_engine_liquidates_exactly_the_accounts_the_mirror_flags() -> None:
                                          gas_per_liquidation=1, min_profit=-1e18),
                   traders=TraderSpec(p_topup=0.0, p_reduce=0.0),
                   feedback=FeedbackSpec(False, False))
-    cfg = replace(cfg, gas=replace(cfg.gas, spike_prob=0.0, spike_on_move=1.0))
+    cfg = replace(cfg, gas=replace(cfg.gas, spikes_per_day=0.0, spike_on_move=1.0))
     path = _one_step(book, 0.12)
     res = simulate(cfg, path, book, workers=1)
     exact = compute_margin(book_to_state(book, CFG, path.prices[0, 1]))

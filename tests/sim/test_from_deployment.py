@@ -66,3 +66,25 @@ def test_recommended_admin_calls_execute_on_the_real_core(dep: Deployment) -> No
     assert int(dep.core.functions.marketConfig(0).call()[2]) == 175 * 10**15  # 0.175, exact
     assert tuple(int(x) for x in dep.core.functions.liquidationConfig().call()[:7]) == (
         liquidation_tuple(cfg, p))
+
+
+def test_simulate_cli_runs_the_book_of_a_live_deployment(
+    dep: Deployment, accounts: list[str], tmp_path: Path, capsys: object
+) -> None:
+    import json
+
+    from plimsoll.cli import main
+
+    populate(Actor(dep), accounts)
+    dep_file = tmp_path / "local.json"
+    dep.save(dep_file)
+    url = dep.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    rc = main(["simulate", "--from-deployment", "--rpc", url, "--deployment", str(dep_file),
+               "--scenario", "wick", "--steps", "24", "--out", str(tmp_path / "r"),
+               "--no-progress"])
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert rc == 0, out
+    assert "8 accounts" in out  # the eight accounts populate() creates
+    head = json.loads(out.strip().splitlines()[-1])
+    # bob's 0.5 BTC long on 5,000 USD cannot take the wick's -17.5% on BTC
+    assert head["feedback all"]["liquidations"] >= 1

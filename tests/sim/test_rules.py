@@ -147,3 +147,12 @@ def test_bad_parameters_raise_one_clear_error() -> None:
         AssetSpec("Z", 1.0, daily_volume=1.0, sigma_daily=0.1, deviation=1.5)
     with pytest.raises(SimInputError, match="asset index"):
         SimConfig(markets=(SimConfig().markets[0].__class__("Q", asset=9),))
+
+
+@settings(max_examples=100, deadline=None)
+@given(fee=st.floats(min_value=1, max_value=5000), blocks=st.integers(1, 500))
+def test_congestion_lifts_the_base_fee_to_the_cap_at_most(fee: float, blocks: int) -> None:
+    gas = GasSpec(fee_cap=500.0)
+    nxt = float(next_base_fee(fee, 1.0, blocks, gas))
+    assert nxt <= max(fee, 500.0) * (1 + 1e-12)
+    assert nxt >= fee  # full blocks never lower it
