@@ -55,7 +55,7 @@ def world(n_accounts: int) -> tuple[SimConfig, Any, Any]:
             block_time=dt / BLOCKS_PER_STEP,
             base_fee=2.0,
             priority_fee=1.0,
-            spike_prob=0.0,
+            spikes_per_day=0.0,
             spike_on_move=10.0,
         ),
         keeper=replace(cfg.keeper, latency_blocks=1, max_per_block=500),

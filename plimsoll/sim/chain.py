@@ -47,6 +47,7 @@ from plimsoll.deploy import FEED_DECIMALS, Deployment
 from plimsoll.errors import PlimsollError
 from plimsoll.keys import write_keystore
 from plimsoll.sim.engine import SimResult
+from plimsoll.sim.market import external_share
 from plimsoll.sim.model import SimConfig, SimInputError
 from plimsoll.sim.paths import PricePaths
 from plimsoll.sim.population import Book
@@ -1037,8 +1038,13 @@ class _Runner:
             (self.hedge * inp.market_price[self.m_asset]).sum() - self.hedge_cost.sum()
         )
         # The gas market after the step: external demand plus the keeper's gas.
-        used = inp.external_share + totals.keeper_gas / (cfg.gas.gas_limit * blocks)
+        # (the driver's spike, others' share at the fee in force during the step, as the
+        # fast engine; the keeper's share is what its transactions used on chain)
+        spike = np.array([t_now <= self.drv.spike_until])
+        share = float(external_share(spike, np.array([self.fee]), cfg.gas)[0])
+        used = share + totals.keeper_gas / (cfg.gas.gas_limit * blocks)
         self.fee = float(self.next_base_fee(self.fee, used, blocks, cfg.gas))
+        self.drv.base_fee = self.fee
         w.set_next_base_fee(self._wei(self.fee))
         self.s["liquidatable"][k] = float(liq.sum())
         self.s["liquidated"][k] = float(len(totals.liquidated))

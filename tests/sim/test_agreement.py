@@ -85,7 +85,7 @@ def _world(vol_response: float = 0.0) -> tuple[SimConfig, object, object]:
             block_time=dt / BLOCKS_PER_STEP,
             base_fee=2.0,
             priority_fee=1.0,
-            spike_prob=0.0,  # random spikes: each engine has its own random stream
+            spikes_per_day=0.0,  # random spikes: each engine has its own random stream
             spike_on_move=10.0,
         ),
         keeper=replace(cfg.keeper, latency_blocks=1),
