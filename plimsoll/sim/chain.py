@@ -774,7 +774,7 @@ def run_chain(
        engine does not);
     3. the book is read at block 1 (``plimsoll.sync`` + ``plimsoll.margin``, the contract's
        integers): accounts liquidatable, traders in margin call
-       (:class:`~plimsoll.sim.traders.TraderModel`) send their top-ups / reductions;
+       (the fast engine's rule) send their top-ups / reductions;
     4. the keeper process sees each block and sends; the engine mines the step's next block
        when the keeper has processed the last one (its latency is the chain's one block,
        not the machine's load), and mines the rest of the step at once when the keeper has
@@ -801,7 +801,6 @@ def run_chain(
 
     from plimsoll.margin import compute_margin
     from plimsoll.sim.market import MarketDriver, next_base_fee
-    from plimsoll.sim.traders import TraderModel
     from plimsoll.sync import StateReader
 
     opts = opts or ChainOptions()
@@ -852,7 +851,7 @@ def run_chain(
         world.automine(False)
         reader = StateReader(w3, dep.core.address, dep.contracts["PlimsollLens"].address)
         run = _Runner(cfg, path, book, world, reader, compute_margin, seed)
-        run.start(times, next_base_fee, MarketDriver, TraderModel)
+        run.start(times, next_base_fee, MarketDriver)
         t1 = time.monotonic()
         for k in range(1, path.n_steps + 1):
             run.step(k, blocks_of[k - 1], opts)
@@ -930,6 +929,7 @@ class _Runner:
         self.hedge_cost = np.zeros(len(cfg.markets))  # [USD]
         self._hedge_value = 0.0
         self.ewma_var = np.full(len(cfg.assets), cfg.vol_policy.base_vol**2)
+        self.spike = False
         self.s_im = np.ones(len(cfg.markets))  # the policy's scalars (float, as the model)
         self.scalar_wad = [WAD] * len(cfg.markets)  # what the engine last set on chain
         self._mkt: F = np.array([a.price for a in cfg.assets])
@@ -944,12 +944,20 @@ class _Runner:
 
     # ------------------------------------------------------------------ set-up
 
-    def start(self, times: F, next_base_fee: Any, driver_cls: Any, traders_cls: Any) -> None:
+    def start(self, times: F, next_base_fee: Any, driver_cls: Any) -> None:
         cfg, w = self.cfg, self.world
         self.times = times
         self.next_base_fee = next_base_fee
         self.drv = driver_cls(cfg, times, self.path.prices[0], seed=self.seed)
-        self.traders = traders_cls(cfg.traders, self.n, seed=self.seed)
+        # The fast engine's random stream for one path (``simulate`` on ``path.path(i)``:
+        # default_rng([seed, 0])), drawn in its order: a gas-spike uniform every step, the
+        # actions of traders newly in margin call when there are any. The same draws make the
+        # same spikes and the same actions in both engines.
+        self.rng = np.random.default_rng([self.seed, 0])
+        self.spike_until = -1.0
+        self.in_call = np.zeros(self.n, dtype=bool)
+        self.act = np.zeros(self.n, dtype=np.int8)
+        self.due = np.full(self.n, np.inf)
         self.fee = float(cfg.gas.base_fee)  # [gwei] of the coming step's blocks
         # Every feed posts the path's first prices in the first block (fresh answers).
         p0 = self.path.prices[0, 0]
@@ -974,6 +982,16 @@ class _Runner:
         self.sell_queue[-1] = 0.0
         before = self.drv.posted.copy()
         inp = self.drv.advance(traded / float(self.path.liquidity[k]))
+        # gas-demand spikes: a crash step or a Poisson arrival (the fast engine's draw)
+        g = cfg.gas
+        move = float(np.abs(np.log(self.path.prices[0, k] / self.path.prices[0, k - 1])).max())
+        u = float(self.rng.random(1)[0])
+        start = move >= g.spike_on_move or u < 1.0 - np.exp(
+            -g.spikes_per_day * (t_now - t_prev) / 86_400.0
+        )
+        self.spike = bool(start or t_now <= self.spike_until)
+        if start:
+            self.spike_until = max(self.spike_until, t_now + g.spike_seconds)
         if inp.oracle_updates:
             w.post_prices({a + 1: p for a, p in inp.oracle_updates.items()})
         if cfg.vol_policy.response > 0:
@@ -1012,7 +1030,7 @@ class _Runner:
                     now = self.reader.read(w.accounts, b)
                     has_pos = (np.array(now.sizes, dtype=float).reshape(self.n, -1) != 0).any(1)
                 call = has_pos & ~self.settled & (eq < cfg.traders.call_level * mm)
-                for act in self.traders.step(t_now, call):
+                for act in self._traders_due(t_now, call):
                     self._trader_act(act, state, eq, im)
                 traded_now = True
             if j >= blocks or (opts.fast_forward and w.idle()):
@@ -1040,7 +1058,7 @@ class _Runner:
         # The gas market after the step: external demand plus the keeper's gas.
         # (the driver's spike, others' share at the fee in force during the step, as the
         # fast engine; the keeper's share is what its transactions used on chain)
-        spike = np.array([t_now <= self.drv.spike_until])
+        spike = np.array([self.spike])
         share = float(external_share(spike, np.array([self.fee]), cfg.gas)[0])
         used = share + totals.keeper_gas / (cfg.gas.gas_limit * blocks)
         self.fee = float(self.next_base_fee(self.fee, used, blocks, cfg.gas))
@@ -1056,6 +1074,31 @@ class _Runner:
         self._pending_bad = totals.bad
         self.s["recovered"][k] = self.s["recovered"][k - 1] + totals.recovered
         self._record(k, inp.fundamental_price, inp.market_price, posted, b)
+
+    def _traders_due(self, now: float, call: npt.NDArray[np.bool_]) -> list[Any]:
+        """The fast engine's trader rule: an account newly in margin call draws its action
+        (top up, reduce, nothing) and acts ``delay`` seconds later if still in call."""
+        from plimsoll.sim.agents import NOTHING, TOP_UP, draw_trader_actions
+        from plimsoll.sim.traders import TraderAction
+
+        ts = self.cfg.traders
+        new = call & ~self.in_call
+        if new.any():
+            drawn = draw_trader_actions(self.rng, (1, self.n), ts)[0]
+            self.act = np.where(new, drawn, self.act)
+            self.due = np.where(new, now + ts.delay, self.due)
+        self.due = np.where(call, self.due, np.inf)
+        self.in_call = call
+        go = call & (self.due <= now)
+        self.due[go] = np.inf
+        return [
+            TraderAction(
+                int(i),
+                int(self.act[i]),
+                ts.topup_fraction if self.act[i] == TOP_UP else ts.reduce_fraction,
+            )
+            for i in np.flatnonzero(go & (self.act != NOTHING))
+        ]
 
     def _vol_scalars(self, ret: F, dt: float) -> None:
         """The risk keeper's policy (the fast engine's rule, ``keepers/risk.py``): EWMA of the
