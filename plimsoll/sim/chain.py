@@ -565,13 +565,10 @@ class ChainOptions:
     workdir: Path | None = None
 
 
-def _deploy_world(
-    w3: Web3, cfg: SimConfig, opts: ChainOptions, dt_max: float
-) -> tuple[Deployment, int]:
+def _deploy_world(w3: Web3, cfg: SimConfig, opts: ChainOptions, dt_max: float) -> Deployment:
     """``deploy_local`` with the model's assets, collateral, markets, liquidation config,
     insurance and pool; every feed's staleness limit is its heartbeat plus two steps (the
-    model posts at the first step past the heartbeat). Returns the deployment and the
-    markets' taker fee [wad]."""
+    model posts at the first step past the heartbeat)."""
     from plimsoll.deploy import AssetSpec as ChainAsset
     from plimsoll.deploy import MarketSpec as ChainMarket
     from plimsoll.deploy import deploy_local
@@ -589,6 +586,7 @@ def _deploy_world(
             im_base=wad(m.im_base),
             mm_factor=wad(m.mm_factor),
             size_slope=wad(m.size_slope),
+            taker_fee=wad(m.taker_fee),
             max_open_interest=wad(10**9),
             **({} if opts.funding else {"max_funding_rate": 0}),
         )
@@ -639,7 +637,7 @@ def _deploy_world(
         ),
         dep.admin,
     )
-    return dep, markets[0].taker_fee
+    return dep
 
 
 def _mul_up(a: int, b: int) -> int:
@@ -656,7 +654,7 @@ def _tokens(x: float, decimals: int) -> int:
     return int(round(x * 10.0 ** min(decimals, 9))) * int(10 ** max(decimals - 9, 0))
 
 
-def book_specs(book: Book, cfg: SimConfig, taker_fee: int) -> list[AccountSpec]:
+def book_specs(book: Book, cfg: SimConfig, taker_fee: int | None = None) -> list[AccountSpec]:
     """The chain's set-up of every account of ``book``: one owner each (subaccount 1 when
     isolated, on its one market; 0 when cross), cash and collateral deposited, positions
     opened at the starting prices. The taker fee the trades pay is deposited on top, so the
@@ -685,7 +683,8 @@ def book_specs(book: Book, cfg: SimConfig, taker_fee: int) -> list[AccountSpec]:
             if size == 0:
                 continue
             price = _wad9(cfg.assets[spec.asset].price)
-            fee += _mul_up(_mul_up(abs(size), price), taker_fee)  # PerpEngine._fill
+            rate = wad(spec.taker_fee) if taker_fee is None else taker_fee  # [wad]
+            fee += _mul_up(_mul_up(abs(size), price), rate)  # PerpEngine._fill
             trades.append((m, size))
         cash_wad = _wad9(float(book.cash[i])) + fee
         deposits = [(0, -(-cash_wad // unit))] if cash_wad > 0 else []
@@ -823,9 +822,9 @@ def run_chain(
     w3 = node.start()
     world: ChainWorld | None = None
     try:
-        dep, taker_fee = _deploy_world(w3, cfg, opts, float(dts.max()))
+        dep = _deploy_world(w3, cfg, opts, float(dts.max()))
         world = ChainWorld(node, w3, dep, workdir)
-        specs = book_specs(book, cfg, taker_fee)
+        specs = book_specs(book, cfg)
         accounts = world.open_book(specs)
         ks = cfg.keeper
         world.start_keeper(
@@ -1026,12 +1025,13 @@ class _Runner:
         j, traded_now = 1, False
         while True:
             if not traded_now and (j >= 2 or w.idle()):
-                if j >= 2:
+                now = state
+                if j >= 2:  # after the keeper's round: reductions cut what is left
                     now = self.reader.read(w.accounts, b)
                     has_pos = (np.array(now.sizes, dtype=float).reshape(self.n, -1) != 0).any(1)
                 call = has_pos & ~self.settled & (eq < cfg.traders.call_level * mm)
                 for act in self._traders_due(t_now, call):
-                    self._trader_act(act, state, eq, im)
+                    self._trader_act(act, now, eq, im)
                 traded_now = True
             if j >= blocks or (opts.fast_forward and w.idle()):
                 break

@@ -571,8 +571,10 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
             r = np.where(go & (act == REDUCE), ts.reduce_fraction, 0.0)
             for m in range(M):
                 gain = r * (size[m] * mp[m][:, None] - onot[m])
-                cash += gain
-                pool_cash = pool_cash - gain.sum(1)
+                # the reducing trade pays the taker fee to the pool (PerpEngine._fill)
+                fee = r * np.abs(size[m]) * mp[m][:, None] * cfg.markets[m].taker_fee
+                cash += gain - fee
+                pool_cash = pool_cash - gain.sum(1) + fee.sum(1)
                 size[m] *= 1 - r
                 onot[m] *= 1 - r
             due = np.where(go, np.inf, due)
