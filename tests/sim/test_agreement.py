@@ -5,8 +5,9 @@ The path: the Black-Thursday shape (``scenario("black_thursday")``, -40% in a da
 in one hour) in 30 steps of 48 minutes, 4 blocks per step; 30 accounts drawn at a median
 leverage of 8 (cash, WETH, WBTC and USDS collateral, cross and isolated); every feedback on:
 keepers sell the collateral they buy, the pool hedger trades the pool's net delta, and traders
-in margin call top up 30% of their shortfall half a step after the call (``p_topup = 1``, so
-the engines' different random streams draw the same action).
+in margin call act half a step after the call: 30% top up 30% of their shortfall, 30% halve
+their positions, the rest do nothing. The chain engine draws the fast engine's random stream
+for one path (``default_rng([seed, 0])``, in the same order), so the same traders act.
 
 What must agree, and how closely:
 
@@ -47,6 +48,9 @@ What differs, and why it does not matter here:
   and not to the model's: ``tests/sim/test_rules.py`` checks the rule itself against
   ``keepers/profit.py``). The base fee after a step follows each engine's own keeper gas, and
   the keeper's profit is each engine's own: neither is compared.
+* **Traders' actions** are transactions on chain: a reduction pays the taker fee (the model's
+  ``MarketSpec.taker_fee``, charged by the fast engine too) and cuts what the keeper's round
+  left of the position.
 * **Collateral purchases.** The real keeper buys the most valuable asset of an account in one
   transaction (``keepers/candidates.collateral_args``); after it the account is either solvent
   or its deficit is booked at once, so one purchase per step, as in the fast engine.
@@ -74,7 +78,9 @@ N_STEPS = 30
 BLOCKS_PER_STEP = 4
 
 
-def _world(vol_response: float = 0.0) -> tuple[SimConfig, object, object]:
+def _world(
+    vol_response: float = 0.0, p_topup: float = 0.3, p_reduce: float = 0.3
+) -> tuple[SimConfig, object, object]:
     cfg = SimConfig()
     path = scenario("black_thursday", cfg, n_steps=N_STEPS)
     dt = float(path.times[1] - path.times[0])
@@ -90,7 +96,9 @@ def _world(vol_response: float = 0.0) -> tuple[SimConfig, object, object]:
         ),
         keeper=replace(cfg.keeper, latency_blocks=1),
         feedback=replace(cfg.feedback, sell_collateral=True, hedger=True),
-        traders=replace(cfg.traders, p_topup=1.0, p_reduce=0.0, topup_fraction=0.3, delay=dt / 2),
+        traders=replace(
+            cfg.traders, p_topup=p_topup, p_reduce=p_reduce, topup_fraction=0.3, delay=dt / 2
+        ),
         vol_policy=replace(cfg.vol_policy, response=vol_response),
     )
     spec = PopulationSpec(
@@ -118,10 +126,10 @@ def test_the_path_exercises_every_mechanism(runs: tuple[SimResult, ChainRun]) ->
     fast, chain = runs
     assert len(chain.liquidated_accounts) >= 15
     assert chain.series["liquidation_events"].sum() > len(chain.liquidated_accounts)  # partials
-    assert (chain.collateral_step >= 0).sum() >= 3
+    assert (chain.collateral_step >= 0).sum() >= 1
     assert chain.bad_debt.sum() > 10_000
     assert chain.result.recovered[0, -1] > 0  # collateral forfeited with deficits
-    assert chain.trader_actions >= 10 and chain.trader_reverts == 0
+    assert chain.trader_actions >= 8 and chain.trader_reverts == 0
     assert chain.keeper["reverted"] == 0 and chain.keeper["succeeded"] > 0
     feedback = np.abs(np.log(fast.market[0] / fast.fundamental[0])).max()
     assert feedback > 1e-3  # sales and hedges moved the market
@@ -177,8 +185,10 @@ def test_engines_agree_with_the_risk_keepers_vol_scalars() -> None:
     engine alike. The keeper's transactions land a second or three after the step's first
     block, when the ramp has moved by that much: the close fractions differ in the 4th
     digit, so bad debt is compared within 0.1% + 5 USD per account (measured: 2 USD at most,
-    3 USD in total over 31,770 USD); the accounts and steps must be the same."""
-    cfg, path, book = _world(vol_response=1.0)
+    3 USD in total over 31,770 USD); the accounts and steps must be the same. Every trader
+    in call tops up here: a ramp's second can move an account across the call level, and a
+    random action would then be drawn in one engine only."""
+    cfg, path, book = _world(vol_response=1.0, p_topup=1.0, p_reduce=0.0)
     fast = simulate(cfg, path, book, seed=1, workers=1)  # type: ignore[arg-type]
     chain = run_chain(cfg, path, book, seed=1)  # type: ignore[arg-type]
     assert fast.liquidated_step is not None and fast.account_bad_debt is not None
@@ -190,7 +200,7 @@ def test_engines_agree_with_the_risk_keepers_vol_scalars() -> None:
     total_fast, total_chain = fast.bad_debt_total[0], chain.result.bad_debt_total[0]
     assert total_chain == pytest.approx(total_fast, rel=1e-3)
     # the scalars did something: the first liquidations come earlier than without them
-    base_cfg, _, _ = _world()
+    base_cfg, _, _ = _world(p_topup=1.0, p_reduce=0.0)
     base = simulate(base_cfg, path, book, seed=1, workers=1)  # type: ignore[arg-type]
     assert base.liquidated_step is not None
     first = lambda s: int(s[s >= 0].min())  # noqa: E731
