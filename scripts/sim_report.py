@@ -73,13 +73,14 @@ def main() -> None:
         s.metrics["liquidations"] = liq
         sens.append(s)
 
-    def amp(label: str) -> dict[str, float]:
+    def amp(label: str) -> dict[str, float | None]:
         off, on = runs[f"{label}, feedback off"], runs[f"{label}, feedback on"]
         n_off = float(off.liquidated[0].sum() + off.collateral_liquidated[0].sum())
         n_on = float(on.liquidated[0].sum() + on.collateral_liquidated[0].sum())
         b_off, b_on = float(off.bad_debt_total[0]), float(on.bad_debt_total[0])
         return {"liquidations_x": round(n_on / max(n_off, 1), 3),
-                "bad_debt_x": round(b_on / b_off, 3) if b_off > 0 else float("inf"),
+                "bad_debt_off_usd": round(b_off, 2), "bad_debt_on_usd": round(b_on, 2),
+                "bad_debt_x": round(b_on / b_off, 3) if b_off > 0 else None,  # none off
                 "lowest_price_on_usd": round(float(on.market[0, :, 0].min()), 2),
                 "lowest_price_off_usd": round(float(off.market[0, :, 0].min()), 2)}
 
@@ -97,7 +98,8 @@ def main() -> None:
         f"buffer {rec.buffer:g}, vol-scalar response {rec.vol_response:g} at base vol "
         f"{rec.base_vol:g}.",
         "Feedback amplification (on / off): " + "; ".join(
-            f"{k}: liquidations x{v['liquidations_x']}, bad debt x{v['bad_debt_x']}"
+            f"{k}: liquidations x{v['liquidations_x']}, bad debt {v['bad_debt_off_usd']:,.0f} -> "
+            f"{v['bad_debt_on_usd']:,.0f} USD"
             for k, v in amplification.items()),
         "Bad debt is what the contract books (the insurance fund, then LPs, pay it);"
         " 'net of recovered collateral' subtracts the market value of the collateral the"
