@@ -16,8 +16,15 @@ market by Chainlink's rule (:class:`~plimsoll.sim.market.MarketDriver`); what th
 is read back from the chain (events, the insurance fund, the pool's assets), never from the
 keeper, and the collateral it bought is sold into the model's market at the next step.
 
-Speed (``bench/sim_chain_bench.py``): set-up about 30 transactions/s, then 3-6 blocks/s with
-a few hundred accounts on a shared 2-core machine.
+Speed (``bench/sim_chain_bench.py``, 48 steps x 4 blocks, a shared 2-core machine at load
+8-11): opening the book 18-35 transactions/s (1,000 accounts: 9,390 transactions, 528 s),
+then 4.1 blocks/s with 50 accounts, 1.6 with 500, 1.1 with 1,000 (76 s for the day).
+
+Model vs chain, beyond what ``tests/sim/test_agreement.py`` states: the chain does not fill
+blocks with others' gas, so the model's block space (``keeper_capacity``) does not bind the
+real keeper (anvil's 60M gas blocks take ~260 liquidations); the keeper prices gas with
+``eth_estimateGas`` and its own tip, not ``gas_per_liquidation`` and the spike tip; books
+with options or portfolio margin are refused.
 """
 
 from __future__ import annotations
