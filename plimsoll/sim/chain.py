@@ -165,6 +165,7 @@ class BlockOutcome:
     lp_share_price: float = 0.0  # [USD per share unit] after the block
     reverted_keeper_txs: int = 0  # the keeper's transactions in this block that reverted
     keeper_gas: int = 0  # gas the keeper's transactions used
+    keeper_txs: int = 0  # the keeper's transactions in the block
     keeper_fees: int = 0  # [wei] what they paid
     statuses: dict[str, int] = field(default_factory=dict)  # tx hash -> status, every tx
 
@@ -535,6 +536,7 @@ class ChainWorld:
             status = int(r["status"], 16)
             out.statuses[str(r["transactionHash"]).lower()] = status
             if str(r["from"]).lower() in keepers:
+                out.keeper_txs += 1
                 gas = int(r["gasUsed"], 16)
                 out.keeper_gas += gas
                 out.keeper_fees += gas * int(r["effectiveGasPrice"], 16)
@@ -920,6 +922,8 @@ class _Runner:
             "lp_value": np.zeros(t + 1),
             "bad_debt": np.zeros((t + 1, 4)),
             "recovered": np.zeros(t + 1),
+            "keeper_gas": np.zeros(t + 1),  # gas the keeper's transactions used in the step
+            "keeper_txs": np.zeros(t + 1),  # its transactions mined in the step
             "blocks": np.zeros(t + 1, dtype=np.int64),
         }
         self.liq_step = np.full(n, -1, dtype=np.int64)
@@ -1080,6 +1084,8 @@ class _Runner:
         self.s["blocks"][k] = b - first + 1
         self._pending_bad = totals.bad
         self.s["recovered"][k] = self.s["recovered"][k - 1] + totals.recovered
+        self.s["keeper_gas"][k] = totals.keeper_gas
+        self.s["keeper_txs"][k] = totals.keeper_txs
         self._record(k, inp.fundamental_price, inp.market_price, posted, b)
 
     def _traders_due(self, now: float, call: npt.NDArray[np.bool_]) -> list[Any]:
@@ -1179,6 +1185,7 @@ class _Runner:
                 self.trader_reverts += 1
         self._trader_txs = left
         totals.keeper_gas += out.keeper_gas
+        totals.keeper_txs += out.keeper_txs
         self.keeper_profit -= out.keeper_fees / 1e18 * self.cfg.keeper.gas_token_price
         events: list[tuple[int, Any]] = [(e.tx_index, e) for e in out.bad_debt]
         events += [(e.tx_index, e) for e in out.liquidations]
@@ -1285,6 +1292,7 @@ class _StepTotals:
     liquidated: set[int] = field(default_factory=set)
     collateral: set[int] = field(default_factory=set)
     keeper_gas: int = 0
+    keeper_txs: int = 0
     waits: list[int] = field(default_factory=list)
     bad: F = field(default_factory=lambda: np.zeros(4))
     recovered: float = 0.0  # [USD] market value of collateral forfeited with a deficit
