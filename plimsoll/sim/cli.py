@@ -1,6 +1,7 @@
 """``plimsoll simulate`` and ``plimsoll calibrate`` (dispatched from ``plimsoll.cli``).
 
     plimsoll simulate [--scenario black_thursday | --csv FILE | --monte-carlo jump|garch]
+                      [--engine fast|chain]
                       [--paths N] [--steps N] [--accounts N] [--feedback off|collateral|all]
                       [--compare-feedback] [--insurance USD] [--latency-blocks N]
                       [--from-deployment] [--rpc URL] [--deployment F] [--out DIR]
@@ -61,12 +62,12 @@ def _usd(text: str) -> float:
 
 
 class _Progress:
-    def __init__(self, total: int, enabled: bool, desc: str) -> None:
+    def __init__(self, total: int, enabled: bool, desc: str, unit: str = "path") -> None:
         self.bar: Any = None
         if enabled and total > 1:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=desc, unit="path", file=sys.stderr)
+            self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)
 
     def __call__(self, n: int) -> None:
         if self.bar is not None:
@@ -150,6 +151,9 @@ def simulate_main(argv: list[str]) -> int:
     ap.add_argument("--deployment", default="deployments/local.json")
     ap.add_argument("--out", type=Path, default=None, help="report directory")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--engine", choices=["fast", "chain"], default="fast",
+                    help="fast: numpy over every path; chain: the first path on anvil with the"
+                         " real contracts and the real keeper (perps and collateral)")
     args = ap.parse_args(argv)
 
     cfg = replace(SimConfig(), feedback=FEEDBACK[args.feedback])
@@ -162,6 +166,9 @@ def simulate_main(argv: list[str]) -> int:
     if args.from_deployment:
         args.out = args.out or Path("reports/sim-deployment")
         book, cfg = _read_deployment_book(args, cfg)
+    elif args.engine == "chain":  # the chain engine opens perps and collateral
+        book = draw_population(PopulationSpec(n_accounts=args.accounts, p_options=0.0,
+                                              p_portfolio=0.0), cfg, seed=args.seed)
     else:
         book = draw_population(PopulationSpec(n_accounts=args.accounts), cfg, seed=args.seed)
     if args.csv is not None:
@@ -176,13 +183,27 @@ def simulate_main(argv: list[str]) -> int:
         paths = scenario(sname, cfg, args.steps, seed=args.seed)
         name = f"scenario {sname}"
     out = args.out or Path("reports") / ("sim-" + name.split(",")[0].replace(" ", "-"))
-    bar = _Progress(paths.n_paths * (2 if args.compare_feedback else 1),
-                    not args.no_progress, "simulate")
-    runs = {f"feedback {args.feedback}": simulate(cfg, paths, book, seed=args.seed,
-                                                  progress=bar)}
+    if args.engine == "chain":
+        from plimsoll.sim.chain import run_chain
+
+        paths = paths.path(0)
+        name += " (chain engine: path 0)"
+        bar = _Progress(paths.n_steps * (2 if args.compare_feedback else 1),
+                        not args.no_progress, "chain", unit="step")
+
+        def sim(c: SimConfig) -> Any:
+            return run_chain(c, paths, book, seed=args.seed,
+                             progress=lambda _k: bar(1)).result
+    else:
+        bar = _Progress(paths.n_paths * (2 if args.compare_feedback else 1),
+                        not args.no_progress, "simulate")
+
+        def sim(c: SimConfig) -> Any:
+            return simulate(c, paths, book, seed=args.seed, progress=bar)
+
+    runs = {f"feedback {args.feedback}": sim(cfg)}
     if args.compare_feedback and args.feedback != "off":
-        runs["feedback off"] = simulate(replace(cfg, feedback=FEEDBACK["off"]), paths, book,
-                                        seed=args.seed, progress=bar)
+        runs["feedback off"] = sim(replace(cfg, feedback=FEEDBACK["off"]))
     bar.close()
     main_run = next(iter(runs.values()))
     mc = {k: v for k, v in runs.items()} if paths.n_paths > 1 else None

@@ -71,6 +71,11 @@ from plimsoll.sim.population import Book
 F = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
+#: [USD] equity below -EPS_USD is a deficit. A liquidation that closes everything takes what
+#: equity is left as penalty, so the account ends at exactly 0 on chain (integers, rounded in
+#: the protocol's favour) but at +-1e-12 here (float64): without the tolerance, half of those
+#: accounts would book a deficit of their whole cash debt and forfeit their collateral.
+EPS_USD = 1e-6
 CAUSES = ("gap", "keeper_delay", "penalty_rules", "feedback")
 YEAR = 365 * 86_400.0
 
@@ -189,6 +194,11 @@ class SimResult:
     gap_accounts: F  # (P,) accounts that met MM at the previous update and ended with bad debt
     bad_accounts: F  # (P,) accounts with bad debt
     keeper_profit: F  # (P,) [USD] rewards - gas
+    # per account (the agreement test compares them with the chain engine's): the step of the
+    # first liquidation of its positions and of its collateral (-1: none), its bad debt [USD]
+    liquidated_step: npt.NDArray[np.int64] | None = None  # (P, N)
+    collateral_step: npt.NDArray[np.int64] | None = None  # (P, N)
+    account_bad_debt: F | None = None  # (P, N)
 
     @property
     def n_paths(self) -> int:
@@ -313,6 +323,8 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
     log_imp = np.zeros((P, A))
     s_im = np.ones((M, P))
     s_mm = np.ones((M, P))
+    mm_from = np.ones((M, P))  # the MM ramp's start value and time (VolScalar.fromWad, rampStart)
+    ramp_t = np.full((M, P), float(paths.times[0]))
     ewma_var = np.full((P, A), vp.base_vol**2)  # warmed up at the base: scalars start at 1
     base_fee = np.full(P, cfg.gas.base_fee)
     spike_until = np.full(P, -1.0)  # [s] end of the running gas-demand spike
@@ -324,6 +336,9 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
     keeper_profit = np.zeros(P)
 
     first_liq = np.full((P, N), -1, dtype=np.int64)  # step it became liquidatable (-1: not)
+    liq_step = np.full((P, N), -1, dtype=np.int64)
+    coll_step = np.full((P, N), -1, dtype=np.int64)
+    acct_bad = np.zeros((P, N))
     liq_before = np.zeros((P, N), dtype=bool)
     settled = np.zeros((P, N), dtype=bool)  # deficit booked: the account is closed
     gap_acc = np.zeros((P, N), dtype=bool)
@@ -374,9 +389,17 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
             ewma_var = lam * ewma_var + (1 - lam) * ret**2 / (dt / YEAR)
             target = np.clip(1 + vp.response * (np.sqrt(ewma_var) / vp.base_vol - 1),
                              vp.floor, vp.cap)[:, m_asset].T
-            s_im = np.clip(target, s_im * (1 - vp.max_step), s_im * (1 + vp.max_step))
-            # MM follows IM down at once and up over the ramp (RiskLimits.rampPeriod)
-            s_mm = np.where(s_im <= s_mm, s_im, s_mm + (s_im - s_mm) * min(1.0, dt / vp.ramp))
+            new = np.clip(target, s_im * (1 - vp.max_step), s_im * (1 + vp.max_step))
+            # MM as the contract has it (setVolScalar / _volScalars): linear from mm_from at
+            # ramp_t to s_im over RiskLimits.rampPeriod; an update below MM now applies at
+            # once, one above it ramps from MM now: MM does not move at the update itself.
+            mm_now = np.where(s_im > mm_from, mm_from + (s_im - mm_from) * np.minimum(
+                1.0, (times[k] - ramp_t) / vp.ramp), s_im)
+            changed = new != s_im
+            mm_from = np.where(changed, np.minimum(mm_now, new), mm_from)
+            ramp_t = np.where(changed, times[k], ramp_t)
+            s_im = new
+            s_mm = np.where(changed, np.minimum(mm_now, new), mm_now)
         # 4. margin at the oracle
         mp, cp = posted[:, m_asset].T, posted[:, c_asset].T  # (M, P), (C, P)
         ov = oim = None
@@ -431,6 +454,7 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
             cand[over] &= rank < cap[over][:, None]
         n_done = cand.sum(1)
         out["liq"][:, k] = n_done
+        liq_step = np.where(cand & (liq_step < 0), k, liq_step)
         waited = np.where(cand, (k - first_liq) * blocks + min(ks.latency_blocks, blocks - 1), 0)
         out["wait"][:, k] = np.where(n_done > 0, waited.sum(1) / np.maximum(n_done, 1), np.nan)
 
@@ -468,22 +492,35 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
             v = bal[c] * cp[c][:, None]
             cval_or += v
             cval_h += v * hc[c]
-        coll_cand = ~has_pos & ~settled & (cash < 0) & (cash + cval_h < 0) & (cval_or > 0)
+        # (not the accounts liquidated in this step: the liquidation that closes the last
+        # position books the deficit at once and forfeits the collateral, _bookLiquidation)
+        coll_cand = (~has_pos & ~settled & ~cand & (cash < 0) & (cash + cval_h < -EPS_USD)
+                     & (cval_or > 0))
         left = np.maximum(cap - n_done, 0)
         coll_do = coll_cand & (np.cumsum(coll_cand, axis=1) <= left[:, None])
         n_coll = coll_do.sum(1)
+        coll_step = np.where(coll_do & (coll_step < 0), k, coll_step)
         out["cliq"][:, k] = n_coll
         if np.any(coll_do):
+            # the keeper's purchase (keepers/candidates.collateral_args): the sellable asset of
+            # the largest oracle value, the whole debt offered; the contract takes what that
+            # asset covers at the bonus (_seizeAmounts). One asset per purchase: the account
+            # is then either solvent again or its deficit is booked (below), so one purchase
+            # per step is what the chain does too.
             bonus = 1 + lc.collateral_bonus
-            repay = np.where(coll_do, np.minimum(-cash, cval_or / bonus), 0.0)
-            share = np.where(coll_do, np.minimum(repay * bonus / np.maximum(cval_or, 1e-300),
-                                                 1.0), 0.0)
+            vals = np.stack([bal[c] * cp[c][:, None] for c in range(C)])  # (C, P, N)
+            best = np.argmax(vals, axis=0)
+            vbest = np.take_along_axis(vals, best[None], 0)[0]
+            repay = np.where(coll_do, np.minimum(-cash, vbest / bonus), 0.0)
             sold = np.zeros((P, A))
             for c in range(C):
-                seized = bal[c] * share
+                pick = coll_do & (best == c)
+                px = cp[c][:, None]
+                seized = np.where(pick, np.minimum(repay * bonus / np.where(px > 0, px, 1.0),
+                                                   bal[c]), 0.0)
                 bal[c] -= seized
-                cval_h -= seized * cp[c][:, None] * hc[c]
-                sold[:, c_asset[c]] -= (seized * cp[c][:, None]).sum(1)
+                cval_h -= seized * px * hc[c]
+                sold[:, c_asset[c]] -= (seized * px).sum(1)
             cash += repay
             keeper_profit += (repay * lc.collateral_bonus - np.where(coll_do, gas_usd, 0.0)
                               ).sum(1)
@@ -491,12 +528,13 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
                 sell_queue += sold[None] / sell_queue.shape[0]
 
         # deficits: every position closed and the collateral (haircut) short of the debt
-        deficit_mask = ~has_pos & ~settled & (cash < 0) & (cash + cval_h < 0) & (
+        deficit_mask = ~has_pos & ~settled & (cash < 0) & (cash + cval_h < -EPS_USD) & (
             cand | coll_do | (cval_h <= 0))
         bad[:, k] = bad[:, k - 1]
         recovered[:, k] = recovered[:, k - 1]
         if np.any(deficit_mask):
             deficit = np.where(deficit_mask, -cash, 0.0)
+            acct_bad += deficit
             fb_part = np.where(deficit_mask, np.clip(fb_gain, 0.0, deficit), 0.0)
             rest = deficit - fb_part
             is_gap = deficit_mask & ~liq_prev & ~delayed
@@ -533,8 +571,10 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
             r = np.where(go & (act == REDUCE), ts.reduce_fraction, 0.0)
             for m in range(M):
                 gain = r * (size[m] * mp[m][:, None] - onot[m])
-                cash += gain
-                pool_cash = pool_cash - gain.sum(1)
+                # the reducing trade pays the taker fee to the pool (PerpEngine._fill)
+                fee = r * np.abs(size[m]) * mp[m][:, None] * cfg.markets[m].taker_fee
+                cash += gain - fee
+                pool_cash = pool_cash - gain.sum(1) + fee.sum(1)
                 size[m] *= 1 - r
                 onot[m] *= 1 - r
             due = np.where(go, np.inf, due)
@@ -579,6 +619,9 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
         gap_accounts=gap_acc.sum(1).astype(float),
         bad_accounts=bad_acc.sum(1).astype(float),
         keeper_profit=keeper_profit,
+        liquidated_step=liq_step,
+        collateral_step=coll_step,
+        account_bad_debt=acct_bad,
     )
 
 

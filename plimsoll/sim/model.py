@@ -71,9 +71,11 @@ class MarketSpec:
     im_base: float = 0.1
     mm_factor: float = 0.5
     size_slope: float = 0.00002  # IM rate per unit of size
+    taker_fee: float = 0.0005  # of the traded notional, paid to the pool (a trader's reduce)
 
     def __post_init__(self) -> None:
         _check(0 < self.im_base <= 1, f"market {self.name}: im_base must be in (0, 1]")
+        _check(0 <= self.taker_fee < 1, f"market {self.name}: taker_fee must be in [0, 1)")
         _check(0 < self.mm_factor <= 1, f"market {self.name}: mm_factor must be in (0, 1]")
         _check(self.size_slope >= 0, f"market {self.name}: size_slope must be >= 0")
 
