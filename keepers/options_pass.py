@@ -5,6 +5,10 @@ prices all of them at once on the whole grid (:mod:`plimsoll.pm`), liquidates st
 accounts with ``liquidate`` and portfolio-margin ones with ``liquidateWitness`` on their worst
 scenario, and settles expired series (``settleSeries``) and the accounts holding them
 (``settleAccount``).
+
+Naming the worst scenario is also what pays: a witness liquidation opens a one-hour episode in
+which later liquidations of the account earn only R(P + p) - R(P) (:func:`keepers.profit.
+keeper_reward`), so a milder scenario followed by a second liquidation never earns more.
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ from enum import Enum
 from typing import Any
 
 WAD = 10**18
+EPISODE = 3600  # a liquidation episode's length from the witness liquidation opening it [s]
+EPISODE_UNIT = 10**12  # unit of the episode's booked penalty (getAccount) [wad USD]
 
 
 def _mul_wad_up(a: int, b: int) -> int:
@@ -46,32 +48,58 @@ class LiquidationParams:
         return cls(*(int(x) for x in t[:7]))
 
 
-def keeper_reward(equity: int, closed_notional: int, lc: LiquidationParams) -> int:
-    """The keeper's reward of one liquidation [wad USD], exactly as the contract books it in
-    ``Liquidations._bookLiquidation``::
+def _reward_of(penalty: int, lc: LiquidationParams) -> int:
+    """R(x) = min(max(x x keeperShare, keeperRewardMin), keeperRewardCap), the contract's
+    ``Liquidations._reward``."""
+    return min(max(penalty * lc.keeper_share // WAD, lc.reward_min), lc.reward_cap)
 
-        reward = min(max(closedNotional x penalty x keeperShare, keeperRewardMin),
-                     keeperRewardCap)
+
+def open_episode(account: Any, now: int) -> int | None:
+    """The penalty an open liquidation episode has booked [wad USD], from ``getAccount``'s
+    tuple (fields 5 and 6: ``episodeStart``, ``episodePenalty``) at time ``now``; None when no
+    episode is open (never opened, or over since ``EPISODE``)."""
+    start, units = int(account[5]), int(account[6])
+    return units * EPISODE_UNIT if now < start + EPISODE else None
+
+
+def keeper_reward(
+    equity: int, closed_notional: int, lc: LiquidationParams, episode: int | None = None
+) -> int:
+    """The keeper's reward of one liquidation [wad USD], exactly as the contract books it in
+    ``Liquidations._liquidate`` / ``_bookLiquidation``::
+
+        R(x)   = min(max(x x keeperShare, keeperRewardMin), keeperRewardCap)
+        p      = closedNotional x penalty
+        reward = R(p), or R(P + p) - R(P) within an open episode that booked P (``episode``)
         reward = min(reward, max(equity at liquidation, 0))
 
     (the penalty rounded up, the share down). An account at or below zero equity pays no
-    reward. If the contract's rule changes, this function (and its test) is the one place to
-    change."""
+    reward. Within an episode (opened by a witness liquidation, issue 13 finding 6) the
+    minimum and the cap are paid once. If the contract's rule changes, this function (and its
+    test) is the one place to change."""
     full_penalty = _mul_wad_up(closed_notional, lc.penalty)
-    reward = min(max(full_penalty * lc.keeper_share // WAD, lc.reward_min), lc.reward_cap)
+    if episode is None:
+        reward = _reward_of(full_penalty, lc)
+    else:
+        reward = _reward_of(episode + full_penalty, lc) - _reward_of(episode, lc)
     return max(0, min(reward, equity))
 
 
-def close_fraction(equity: int, mm: int, notional: int, lc: LiquidationParams) -> int:
+def close_fraction(
+    equity: int, mm: int, notional: int, lc: LiquidationParams, in_episode: bool = False
+) -> int:
     """The share of every position a liquidation closes [wad], the contract's ``_closeFraction``:
     just enough to bring equity back to MM x (1 + buffer), everything when equity is gone
-    (at or under the minimum reward) or the rest would be dust."""
+    (at or under the minimum reward) or the rest would be dust. ``notional``: of the
+    positions carrying a requirement (perps, short options; long options count 0). Within an
+    open episode (``in_episode``) no minimum reward is counted (none is paid again)."""
+    reward_min = 0 if in_episode else lc.reward_min
     target = _mul_wad_up(mm, WAD + lc.buffer)
     penalty_cost = _mul_wad_up(notional, lc.penalty)
-    if equity <= lc.reward_min or target <= penalty_cost:
+    if equity <= reward_min or target <= penalty_cost:
         return WAD
     f = -(-(target - equity) * WAD // (target - penalty_cost))
-    f2 = -(-(target - (equity - lc.reward_min)) * WAD // target)
+    f2 = -(-(target - (equity - reward_min)) * WAD // target)
     f = max(f, f2)
     if f >= WAD or notional * (WAD - f) // WAD < lc.dust_notional:
         return WAD
@@ -89,12 +117,17 @@ def closed_notional(legs: list[tuple[int, int]], fraction: int) -> int:
 
 
 def expected_reward(
-    equity: int, mm: int, notional: int, lc: LiquidationParams, legs: list[tuple[int, int]]
+    equity: int,
+    mm: int,
+    notional: int,
+    lc: LiquidationParams,
+    legs: list[tuple[int, int]],
+    episode: int | None = None,
 ) -> int:
     """The reward a liquidation of an account with this equity, MM, notional and perp legs
-    ``(size, mark)`` pays now."""
-    f = close_fraction(equity, mm, notional, lc)
-    return keeper_reward(equity, closed_notional(legs, f), lc)
+    ``(size, mark)`` pays now (``episode``: the open episode's penalty, :func:`open_episode`)."""
+    f = close_fraction(equity, mm, notional, lc, episode is not None)
+    return keeper_reward(equity, closed_notional(legs, f), lc, episode)
 
 
 def gas_cost_usd(gas: int, gas_price_wei: int, gas_token_price: int) -> int:

@@ -895,7 +895,7 @@ class PlimsollClient:
         try:
             equity, im, mm = c.accountMargin(owner, sub).call(block_identifier=block)
             liq = c.isLiquidatable(owner, sub).call(block_identifier=block)
-            cash, asset_mask, market_mask, iso, flags = c.getAccount(owner, sub).call(
+            cash, asset_mask, market_mask, iso, flags, *_ = c.getAccount(owner, sub).call(
                 block_identifier=block
             )
             collateral: dict[str, TokenAmount] = {}

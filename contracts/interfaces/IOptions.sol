@@ -90,7 +90,8 @@ interface IOptions {
     /// @return value [wad USD] contribution to equity
     /// @return im [wad USD]
     /// @return mm [wad USD]
-    /// @return notional [wad USD] sum |q| x spot of the options, for the liquidation penalty
+    /// @return notional [wad USD] sum |q| x spot of the SHORT options, for the liquidation
+    ///         penalty and close fraction (a long carries no requirement: issue 13, finding 5)
     /// @return untrustedFeed 0, or feedId + 1 of a spot or vol feed not graded OK
     /// @return status that feed's grade
     /// @return legPrices per position (in `positions` order): its mark | spot << 128 [wad], what
@@ -117,7 +118,7 @@ interface IOptions {
     function poolRisk() external view returns (int256 value, uint256 im, uint256 untrustedFeed, uint8 status);
 
     /// @notice Core only: closes `fraction` [wad] of every position at `legPrices` (from
-    ///         `accountRisk` earlier in the same transaction).
+    ///         `accountRisk` earlier in the same transaction); `notional`: the closed shorts'.
     function liquidateFraction(address owner, uint256 sub, uint256 fraction, uint256[] calldata legPrices)
         external
         returns (int256 realized, uint256 notional, bool hasOptions);

@@ -58,6 +58,11 @@ interface IPlimsoll {
         uint16 marketMask; // bit m: position open in market m
         uint8 isolatedMarket; // 0: cross margin; m + 1: isolated to market m
         uint8 flags; // bit 0: holds options (OptionsMarket); bit 1: portfolio margin
+        // The liquidation episode a witness liquidation opened (Liquidations): its start [s]
+        // and the penalty booked in it so far [1e-6 USD, rounded up]. Within an episode the
+        // keeper rewards add up to the reward of one liquidation of the whole.
+        uint32 episodeStart;
+        uint48 episodePenalty;
     }
 
     /// @dev Liquidation parameters.

@@ -24,7 +24,8 @@ abstract contract OptionsMargin is OptionsStorage {
     ///         (`legPrices`, from `accountRisk`, one per position in its order: mark | spot << 128).
     ///         The core books the cash and the penalty.
     /// @return realized [wad USD] cash to the account (negative: it pays)
-    /// @return notional [wad USD] sum of |closed size| x spot
+    /// @return notional [wad USD] sum of |closed size| x spot of the short positions (a long
+    ///         carries no requirement: the penalty follows the risk removed, finding 5)
     /// @return hasOptions whether positions remain
     function liquidateFraction(address owner, uint256 sub, uint256 fraction, uint256[] calldata legPrices)
         external
@@ -49,7 +50,7 @@ abstract contract OptionsMargin is OptionsStorage {
         // open interest int104 in bits 152-255, expiry in bits 16-55):
         //   closed = ceil(|q| x fraction) (at least `fraction` closes; <= |q| as fraction <= 1)
         //   realized += q > 0 ? floor(closed x mark) : -ceil(closed x mark)
-        //   notional += ceil(closed x spot); open interest -= closed (signed like q)
+        //   notional += ceil(closed x spot) if q < 0; open interest -= closed (signed like q)
         // No overflow: |q| < 2^103, fraction <= 1e18 < 2^60, marks and spots (from the check)
         // < 2^128: every product is below 2^231 and 16 legs' sums stay far inside int256; the
         // new open interest is range-checked to int104 (SizeOutOfRange), the size left has q's
@@ -91,8 +92,10 @@ abstract contract OptionsMargin is OptionsStorage {
                         realized := sub(realized, add(div(cost, WAD), gt(mod(cost, WAD), 0)))
                         closeQ := sub(0, closed)
                     }
-                    let z := mul(closed, shr(128, unit))
-                    notional := add(notional, add(div(z, WAD), gt(mod(z, WAD), 0)))
+                    if slt(q, 0) {
+                        let z := mul(closed, shr(128, unit))
+                        notional := add(notional, add(div(z, WAD), gt(mod(z, WAD), 0)))
+                    }
                     let id := sub(and(leg, mask24), 1)
                     let slot := add(seriesBase, id)
                     let sw := sload(slot)
@@ -249,7 +252,7 @@ abstract contract OptionsMargin is OptionsStorage {
                     // each product is below 2^231 and 16 legs' sums stay far inside int256.
                     loss += _ceilWad(q * (int256(v) - int256(vAt)));
                     value += _floorWad(q * int256(v));
-                    notional += uint256(_ceilWad(int256(q >= 0 ? uint256(q) : uint256(-q)) * int256(s)));
+                    if (q < 0) notional += uint256(_ceilWad(-q * int256(s))); // shorts only (finding 5)
                     netOptions += q;
                 }
             }

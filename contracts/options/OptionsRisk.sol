@@ -90,6 +90,8 @@ library OptionsRisk {
     // ------------------------------------------------------------------ standard margin
 
     /// @dev Standard margin of `q` units of leg `l` (IOptions): value, IM, MM, notional, mark.
+    ///      A long's notional is 0: it carries no requirement, and the liquidation penalty
+    ///      and close fraction follow the requirement removed (issue 13, finding 5).
     function standardLeg(Leg memory l, int256 q, MarketData memory d, IOptions.OptionsConfig memory c)
         internal
         view
@@ -97,8 +99,8 @@ library OptionsRisk {
     {
         uint256 absQ = WadMath.abs(q);
         v = markOf(l, d.spot, d.vol);
+        if (q > 0) return (SafeCastLib.toInt(absQ.mulWadDown(v).mulWadDown(c.longHaircutWad)), 0, 0, 0, v);
         notional = absQ.mulWadUp(d.spot);
-        if (q > 0) return (SafeCastLib.toInt(absQ.mulWadDown(v).mulWadDown(c.longHaircutWad)), 0, 0, notional, v);
         value = -SafeCastLib.toInt(absQ.mulWadUp(v));
         if (block.timestamp >= l.expiry) return (value, 0, 0, notional, v); // only the payoff is left
         uint256 otmAbs = l.isCall ? (l.strike > d.spot ? l.strike - d.spot : 0) : (d.spot > l.strike ? d.spot - l.strike : 0);
@@ -142,7 +144,8 @@ library OptionsRisk {
                 uint256 v = _optionLosses(loss, l, d, pc, g);
                 legPrices[h] = packPrice(v, d.spot);
                 r.value += WadMath.mulWadFloor(l.size, v);
-                r.notional += WadMath.abs(l.size).mulWadUp(d.spot);
+                // Short options only: a long's loss is at most its premium (finding 5).
+                if (l.size < 0) r.notional += uint256(-l.size).mulWadUp(d.spot);
             }
             int256 worst = 0;
             for (uint256 k; k < n; ++k) if (loss[k] > worst) worst = loss[k];

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from keepers.candidates import legs, notional
 from keepers.profit import (
+    EPISODE,
+    EPISODE_UNIT,
     WAD,
     Decision,
     LiquidationParams,
@@ -20,6 +22,7 @@ from keepers.profit import (
     expected_reward,
     gas_cost_usd,
     keeper_reward,
+    open_episode,
     waiting_cost_usd,
 )
 from plimsoll.margin import compute_margin
@@ -55,6 +58,44 @@ def test_close_fraction_is_full_when_equity_is_gone_or_the_rest_is_dust() -> Non
     f = close_fraction(4_000 * WAD, 5_000 * WAD, 100_000 * WAD, LC)
     assert f == -(-2_250 * WAD // 5_250)
     assert close_fraction(50 * WAD, 60 * WAD, 1_200 * WAD, LC) == WAD  # 720 of dust left
+
+
+def test_episode_pays_the_minimum_and_the_cap_once() -> None:
+    """Issue 13, finding 6: within a liquidation episode the rewards add up to the reward of
+    one liquidation of the whole (``Liquidations._liquidate``)."""
+    rich = 10**9 * WAD
+    # Minimum regime: 100 + 100 of notional (penalty 1 + 1): 5 once, then nothing more.
+    first = keeper_reward(rich, 100 * WAD, LC)
+    assert first == 5 * WAD
+    assert keeper_reward(rich, 100 * WAD, LC, episode=WAD) == 0
+    # Proportional: what each step closes is paid (4,000 -> 20, then 2,000 more -> 10).
+    assert keeper_reward(rich, 2_000 * WAD, LC, episode=40 * WAD) == 10 * WAD
+    # Cap: 100 once; a continuation past the cap pays nothing.
+    assert keeper_reward(rich, 10**6 * WAD, LC, episode=10_000 * WAD) == 0
+    # The episode from getAccount's tuple: open for EPISODE seconds from its start.
+    acct = (0, 0, 0, 0, 2, 1_000, 3 * 10**6)
+    assert open_episode(acct, 1_000 + EPISODE - 1) == 3 * 10**6 * EPISODE_UNIT
+    assert open_episode(acct, 1_000 + EPISODE) is None
+    # No minimum reward is counted in the close fraction within an episode.
+    # (equity 490, MM 500, 2,000 notional: the minimum reward binds outside an episode.)
+    args = (490 * WAD, 500 * WAD, 2_000 * WAD, LC)
+    assert close_fraction(*args, in_episode=True) == -(-135 * WAD // 605)
+    assert close_fraction(*args) == -(-140 * WAD // 625)
+
+
+@given(
+    p1=st.integers(0, 10**6 * WAD),
+    p2=st.integers(0, 10**6 * WAD),
+)
+def test_rewards_within_an_episode_telescope_to_one_reward(p1: int, p2: int) -> None:
+    """Two liquidations in one episode (closed notionals n1, n2) pay no more than one of
+    n1 + n2 (up to the rounding of the booked penalty, share x 1e-6 USD)."""
+    rich = 10**12 * WAD
+    n1, n2 = p1 * 100, p2 * 100  # penalties p1, p2 at 1%
+    booked = -(-p1 // EPISODE_UNIT) * EPISODE_UNIT
+    two = keeper_reward(rich, n1, LC) + keeper_reward(rich, n2, LC, episode=booked)
+    one = keeper_reward(rich, n1 + n2, LC)
+    assert two <= one + EPISODE_UNIT * LC.keeper_share // WAD + 1
 
 
 @given(

@@ -272,7 +272,7 @@ class Env:
         vals = iter(self.rpc.batch(self.reads))
         accts: dict[tuple[str, int], Acct] = {}
         for o, s in self.accounts:
-            cash, amask, mmask, iso, _flags = next(vals)
+            cash, amask, mmask, iso, _flags, *_ = next(vals)
             equity, im, mm = next(vals)
             liq = next(vals)
             assert liq == (equity < mm), f"isLiquidatable({o}, {s}) = {liq}: {equity} vs {mm}"

@@ -61,7 +61,7 @@ def assert_matches_core(
     assert state.owners == [Web3.to_checksum_address(o) for o, _ in accts]
     assert [int(s) for s in state.subaccounts] == [s for _, s in accts]
     for k, (owner, sub) in enumerate(accts):
-        cash, _amask, _mmask, _iso, _flags = core.functions.getAccount(owner, sub).call(**at)
+        cash, _amask, _mmask, _iso, _flags, *_ = core.functions.getAccount(owner, sub).call(**at)
         assert state.cash[k] == cash
         for m in range(n_m):
             size, notional, index = core.functions.getPosition(owner, sub, m).call(**at)

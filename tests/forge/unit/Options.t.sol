@@ -428,7 +428,7 @@ contract OptionsMarginTest is OptionsBase {
         assertEq(mm, 0);
         (int256 v,,, uint256 notional,,,) = opt.accountRisk(alice, 0, false, FULL);
         assertEq(v, toInt((q * m / WAD) * LONG_HAIRCUT / WAD));
-        assertEq(notional, 4_000e18);
+        assertEq(notional, 0, "a long carries no requirement: no penalty notional (issue 13, finding 5)");
     }
 
     function test_short_too_large_for_collateral_reverts_insufficient_margin() public {
