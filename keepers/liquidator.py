@@ -15,6 +15,7 @@ Each new head (or the same height with another hash: a reorg):
    the calls), confirm each with ``eth_estimateGas`` at the latest block, apply the profit
    rule (:mod:`keepers.profit`) and send (:mod:`keepers.sending`);
 6. option and portfolio-margin accounts, settlement: :mod:`keepers.options_pass`.
+7. pending LP requests of the pool, priced as soon as they can be: :mod:`keepers.pool_pass`.
 
 Losing a race to another keeper is normal: the confirmation sees the account healthy (or the
 transaction reverts on chain); it is counted, never retried in a loop. RPC failures are probed
@@ -53,6 +54,7 @@ from keepers.ops import (
     log,
 )
 from keepers.options_pass import OptionsPass, series_to_read
+from keepers.pool_pass import PoolPass
 from keepers.profit import (
     Decision,
     LiquidationParams,
@@ -75,7 +77,7 @@ __all__ = ["KeeperConfig", "LiquidationKeeper", "Stats", "build_config", "main",
 logger = logging.getLogger("plimsoll.liquidator")
 
 
-class LiquidationKeeper(Sending, OptionsPass):
+class LiquidationKeeper(Sending, OptionsPass, PoolPass):
     """One keeper instance (one shard, one signing key)."""
 
     def __init__(
@@ -291,6 +293,12 @@ class LiquidationKeeper(Sending, OptionsPass):
         if len(order):
             self._liquidate_batch(state, result, order[: self.cfg.max_per_block], block)
         accounts = range(view.accounts)
+        if not self._kill_logged:
+            # Pool duty: price pending LP requests as soon as the pool can (keepers/pool_pass).
+            try:
+                self._pool_pass(block)
+            except Exception as e:  # noqa: BLE001 - a pool read must not stop liquidations
+                log(logger, logging.WARNING, "pool pass failed", block=block, error=str(e)[:200])
         if self.last_block < 0:
             log(logger, logging.INFO, "synced", block=block, accounts=len(accounts))
         self.last_block = block
@@ -479,6 +487,7 @@ class LiquidationKeeper(Sending, OptionsPass):
             "accounts_liquidated": len(s.liquidated_accounts),
             "witness_liquidations_sent": self.stats_witness,
             "settlements_sent": self.stats_settlements,
+            "pool_fulfilments_sent": self.stats_fulfilments,
             "nonce_reconciliations": snd.reconciliations if snd else 0,
             "replaced": int(self.metrics.replaced._value.get()),
             "lost_txs": s.lost,

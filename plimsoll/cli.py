@@ -20,7 +20,8 @@ Trader::
     plimsoll options  [--market ETH-PERP]            option series: mark, IV, greeks
     plimsoll option-trade SERIES SIZE [--sub N] [--limit-price P]
     plimsoll option-close SERIES [--sub N]
-    plimsoll lp deposit AMOUNT | lp withdraw AMOUNT|max | lp info [OWNER]
+    plimsoll lp deposit AMOUNT | lp withdraw AMOUNT|max  (requests, priced after the next price
+                                  round) | lp claim | lp fulfil [ADDRESS] | lp info [OWNER]
     plimsoll app      [--rpc URL] [--deployment F] [--port N]   the wallet web app
 
 Operator / developer: ``sync``, ``keeper run``, ``capital-efficiency``.
@@ -165,9 +166,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             flush=True,
         )
     # Admin behind a timelock with delay 0, as every local deployment (schedule + execute).
-    dep = deploy_local(
-        w3, admin=args.sender or None, series=not args.no_series, timelock_delay=0
-    )
+    dep = deploy_local(w3, admin=args.sender or None, series=not args.no_series, timelock_delay=0)
     dep.save(args.out)
     print(
         json.dumps(
@@ -265,6 +264,20 @@ def cmd_lp(args: argparse.Namespace) -> int:
         client = _client(args, signed=False)
         print(json.dumps(client.pool_info(args.value)))
         return EXIT_OK
+    if args.action == "claim":
+        client = _client(args, signed=True)
+        r = client.pool_claim()
+        return _done(client, r, pool=client.pool_info(client.address))
+    if args.action == "fulfil":
+        client = _client(args, signed=True)
+        who = args.value or client.address
+        f = client.pool_fulfil(who)
+        if f is None:
+            raise PlimsollError(
+                f"nothing of {who} can be priced now: nothing pending, or it waits for the next "
+                "price round (`plimsoll lp info <address>`)"
+            )
+        return _done(client, f, pool=client.pool_info(who))
     if args.value is None:
         raise UsageError(f"plimsoll lp {args.action}: give an amount (or max)")
     client = _client(args, signed=True)
@@ -448,9 +461,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("series")
     _common(p)
     p.set_defaults(fn=cmd_option_close)
-    p = sub.add_parser("lp", help="liquidity pool: deposit, withdraw, info")
-    p.add_argument("action", choices=["deposit", "withdraw", "info"])
-    p.add_argument("value", nargs="?", help="amount (or max), or the owner for info")
+    p = sub.add_parser(
+        "lp",
+        help="liquidity pool (requests priced after the next price round): deposit, withdraw "
+        "(request), claim, fulfil (anyone's), info",
+    )
+    p.add_argument("action", choices=["deposit", "withdraw", "claim", "fulfil", "info"])
+    p.add_argument(
+        "value", nargs="?", help="amount in USDC (or max); the address for info and fulfil"
+    )
     _common(p, sub=False)
     p.set_defaults(fn=cmd_lp)
     p = sub.add_parser("faucet", help="mint test tokens (local mock tokens only)")

@@ -606,32 +606,100 @@ class PlimsollClient:
         return r
 
     def pool_deposit(self, amount: Amount) -> TxReceipt:
-        """Deposit cash into the liquidity pool (exact approval, reset on failure)."""
+        """Request a deposit of cash into the liquidity pool (ERC-7540; exact approval, reset
+        on failure). The request is priced at the first price round of every feed the pool
+        uses after it (anyone may fulfil it: ``pool_fulfil``), then claimed (``pool_claim``)."""
         self.steps = []
         units = self.amount(0, amount)
-        fn = self.pool.functions.deposit(int(units), self.address)
-        r = self._with_exact_allowance(0, self.pool.address, units, fn, "LP deposit")
-        self._step(f"deposited {self.fmt(0, units)} into the liquidity pool")
+        fn = self.pool.functions.requestDeposit(int(units), self.address, self.address)
+        r = self._with_exact_allowance(0, self.pool.address, units, fn, "LP deposit request")
+        self._step(
+            f"requested a deposit of {self.fmt(0, units)} into the liquidity pool: it is priced "
+            "after the next price round (5 bp entry fee), then claim it"
+        )
         return r
 
     def pool_withdraw(self, amount: Amount) -> TxReceipt:
-        """Withdraw cash (or ``"max"``: every share) from the liquidity pool."""
+        """Request the redemption of shares worth ``amount`` of cash at today's share price (or
+        ``"max"``: every share). Priced after the next price round, then claimed."""
         self.steps = []
+        p = self.pool.functions
+        held = int(p.balanceOf(self.address).call())
         if isinstance(amount, str) and amount.strip().lower() == MAX:
-            shares = int(self.pool.functions.balanceOf(self.address).call())
+            shares = held
             if shares == 0:
                 raise PlimsollError("this wallet holds no pool shares")
-            units = TokenAmount(int(self.pool.functions.previewRedeem(shares).call()))
-            fn = self.pool.functions.redeem(shares, self.address, self.address)
         else:
             units = self.amount(0, amount)
-            fn = self.pool.functions.withdraw(int(units), self.address, self.address)
-        r = self.send(fn, "LP withdraw")
-        self._step(f"withdrew {self.fmt(0, units)} from the liquidity pool")
+            shares = int(p.convertToShares(int(units)).call())
+            if shares > held:
+                raise PlimsollError(
+                    f"your shares are worth {self.fmt(0, int(p.convertToAssets(held).call()))}; "
+                    f"ask for at most that (or max)"
+                )
+        worth = int(p.convertToAssets(shares).call())
+        r = self.send(p.requestRedeem(shares, self.address, self.address), "LP withdraw request")
+        self._step(
+            f"requested the redemption of shares worth {self.fmt(0, worth)} today: they are "
+            "priced after the next price round (5 bp exit fee), then claim the cash"
+        )
+        return r
+
+    def pool_fulfil(self, controller: str | None = None) -> TxReceipt | None:
+        """Price ``controller``'s pending pool requests (anyone may; default: this wallet).
+        Returns the last receipt, or None when nothing can be fulfilled yet."""
+        self.steps = []
+        who = Web3.to_checksum_address(controller or self.address)
+        dep, red = self.pool.functions.canFulfil(who).call()
+        r = None
+        if dep:
+            r = self.send(self.pool.functions.fulfilDeposit(who), "fulfil LP deposit")
+            self._step(f"priced the pending deposit of {who}")
+        if red:
+            r = self.send(self.pool.functions.fulfilRedeem(who), "fulfil LP redemption")
+            self._step(f"priced the pending redemption of {who}")
+        return r
+
+    def pool_claim(self) -> TxReceipt:
+        """Claim everything claimable in the pool: the shares of priced deposits and the cash of
+        priced redemptions. Fulfils this wallet's own priceable requests first."""
+        self.steps = []
+        p = self.pool.functions
+        me = self.address
+        dep, red = p.canFulfil(me).call()
+        if dep:
+            self.send(p.fulfilDeposit(me), "fulfil LP deposit")
+            self._step("priced your pending deposit")
+        if red:
+            self.send(p.fulfilRedeem(me), "fulfil LP redemption")
+            self._step("priced your pending redemption")
+        dep_assets = int(p.maxDeposit(me).call())  # claimable deposit [cash units]
+        red_shares = int(p.maxRedeem(me).call())  # claimable redemption [shares]
+        r = None
+        if dep_assets:
+            r = self.send(p.deposit(dep_assets, me, me), "claim LP shares")
+            got = int(p.balanceOf(me).call())
+            dec = int(p.decimals().call())
+            self._step(f"claimed your pool shares (you hold {fmt_units(got, dec, 'shares')})")
+        if red_shares:
+            assets = int(p.maxWithdraw(me).call())
+            r = self.send(p.redeem(red_shares, me, me), "claim LP cash")
+            self._step(f"claimed {self.fmt(0, assets)} from the pool")
+        if r is None:
+            pend = int(p.pendingDepositRequest(0, me).call()) + int(
+                p.pendingRedeemRequest(0, me).call()
+            )
+            if pend:
+                raise PlimsollError(
+                    "nothing to claim yet: your request waits for the next price round "
+                    "(`plimsoll lp info` shows it); try again after it"
+                )
+            raise PlimsollError("nothing to claim: request a deposit or withdrawal first")
         return r
 
     def pool_info(self, owner: str | None = None) -> dict[str, Any]:
-        """Share price [USDC per share], total assets and the owner's shares and their value."""
+        """Share price [USDC per share], total assets, and the owner's shares, their value and
+        its pending (not yet priced) and claimable requests."""
         p = self.pool.functions
         dec = int(p.decimals().call())
         one_share = 10**dec
@@ -640,13 +708,32 @@ class PlimsollClient:
             "share_price": fmt_units(
                 int(p.convertToAssets(one_share).call()), self.asset_decimals(0), "USDC", 6
             ),
+            "fee": "0.05% on entry and on exit",
         }
         if owner:
-            shares = int(p.balanceOf(Web3.to_checksum_address(owner)).call())
+            who = Web3.to_checksum_address(owner)
+            shares = int(p.balanceOf(who).call())
             out["shares"] = fmt_units(shares, dec, "shares")
             out["value"] = self.fmt(0, int(p.convertToAssets(shares).call()))
-            out["max_withdraw"] = self.fmt(
-                0, int(p.maxWithdraw(Web3.to_checksum_address(owner)).call())
+            pend_dep = int(p.pendingDepositRequest(0, who).call())
+            pend_red = int(p.pendingRedeemRequest(0, who).call())
+            dep_ok, red_ok = p.canFulfil(who).call()
+            out["pending_deposit"] = self.fmt(0, pend_dep)
+            out["pending_withdrawal"] = (
+                f"{fmt_units(pend_red, dec, 'shares')} "
+                f"(~{self.fmt(0, int(p.convertToAssets(pend_red).call()))})"
+            )
+            out["claimable_shares"] = fmt_units(int(p.maxMint(who).call()), dec, "shares")
+            out["claimable_cash"] = self.fmt(0, int(p.maxWithdraw(who).call()))
+            waiting = (pend_dep and not dep_ok) or (pend_red and not red_ok)
+            out["status"] = (
+                "waiting for the next price round"
+                if waiting
+                else "ready to price: `plimsoll lp claim`"
+                if (pend_dep or pend_red)
+                else "ready to claim: `plimsoll lp claim`"
+                if (int(p.maxMint(who).call()) or int(p.maxRedeem(who).call()))
+                else "nothing pending"
             )
         return out
 
@@ -864,11 +951,35 @@ class PlimsollClient:
         elif n == "ERC20InsufficientAllowance":
             msg = "the token allowance is too small: approve the amount first"
         elif n == "ERC4626ExceededMaxWithdraw":
-            msg = (
-                f"you can withdraw at most {self.fmt(0, int(a['max']))} from the pool now (or max)"
-            )
+            msg = f"you can claim at most {self.fmt(0, int(a['max']))} from the pool now"
         elif n == "ERC4626ExceededMaxRedeem":
-            msg = "more shares than you hold or than the pool can pay out now"
+            msg = "more than you can claim now (`plimsoll lp info` shows what is claimable)"
+        elif n == "PoolClosed":
+            why = {
+                1: "paused",
+                2: "a price it uses cannot be read",
+                3: "a price it uses is not trusted",
+            }
+            reason = why.get(int(a["reason"]), "its equity is gone")
+            msg = f"the pool prices no request now ({reason}); your request waits, try again later"
+        elif n == "NotYetPriceable":
+            msg = (
+                "the request waits for the next price round of every feed the pool uses; "
+                "try again after it"
+            )
+        elif n == "RequestPending":
+            msg = (
+                "you already have a request and a price round has come since: claim it "
+                "first (`plimsoll lp claim`)"
+            )
+        elif n == "NothingPending":
+            msg = "nothing is pending for this address"
+        elif n == "NotOperator":
+            msg = "only the request's controller (or an operator it approved) may do that"
+        elif n == "AsyncFlow":
+            msg = "the pool has no previews: request, then claim after the next price round"
+        elif n == "ERC4626ExceededMaxDeposit" or n == "ERC4626ExceededMaxMint":
+            msg = "more than you can claim now (`plimsoll lp info` shows what is claimable)"
         elif n == "PoolUndercollateralized":
             msg = "the liquidity pool would fall below its margin: try a smaller amount"
         elif n == "Unauthorized":

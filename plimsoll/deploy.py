@@ -122,6 +122,42 @@ class Deployment:
         answer = int(wad(price_usd) // 10 ** (18 - FEED_DECIMALS))
         return self.send(self.feeds[feed_id].functions.updateAnswer(answer), sender or self.admin)
 
+    def new_round(self, sender: str | None = None) -> None:
+        """Re-post every mock feed's latest answer: a new round at the same prices, in later
+        blocks one second later at least (what a pool request waits for before it can be
+        priced; local chains only: it moves the clock with ``evm_increaseTime``)."""
+        self.w3.provider.make_request("evm_increaseTime", [1])  # type: ignore[arg-type]
+        for feed in self.feeds.values():
+            answer = int(feed.functions.latestAnswer().call())
+            self.send(feed.functions.updateAnswer(answer), sender or self.admin)
+
+    def lp_deposit(self, who: str, units: int, keeper: str | None = None) -> int:
+        """The ERC-7540 deposit flow for tests and seeding: ``who`` requests ``units`` of cash
+        (it must hold and have approved them), a keeper fulfils it (after a new price round
+        when the pool's value uses a feed), ``who`` claims. Returns the shares received."""
+        pool = self.pool
+        self.send(pool.functions.requestDeposit(units, who, who), who)
+        if not pool.functions.canFulfil(who).call()[0]:
+            self.new_round()
+        self.send(pool.functions.fulfilDeposit(who), keeper or who)
+        claim = int(pool.functions.maxDeposit(who).call())
+        before = int(pool.functions.balanceOf(who).call())
+        self.send(pool.functions.deposit(claim, who, who), who)
+        return int(pool.functions.balanceOf(who).call()) - before
+
+    def lp_redeem(self, who: str, shares: int, keeper: str | None = None) -> int:
+        """The ERC-7540 redemption flow: request ``shares``, fulfil (after a new round when
+        needed), claim everything claimable. Returns the cash received [token units]."""
+        pool = self.pool
+        self.send(pool.functions.requestRedeem(shares, who, who), who)
+        if not pool.functions.canFulfil(who).call()[1]:
+            self.new_round()
+        self.send(pool.functions.fulfilRedeem(who), keeper or who)
+        claim = int(pool.functions.maxRedeem(who).call())
+        before = int(self.cash.functions.balanceOf(who).call())
+        self.send(pool.functions.redeem(claim, who, who), who)
+        return int(self.cash.functions.balanceOf(who).call()) - before
+
     def to_json(self) -> dict[str, Any]:
         return {
             "chain_id": self.w3.eth.chain_id,
@@ -409,7 +445,12 @@ def deploy_local(
     if pool_liquidity:
         send(usdc.functions.mint(admin, pool_liquidity), admin, decoder)
         send(usdc.functions.approve(pool.address, pool_liquidity), admin, decoder)
-        send(pool.functions.deposit(pool_liquidity, admin), admin, decoder)
+        # ERC-7540: request, fulfil (the pool has no position yet: no price round to wait
+        # for), claim.
+        send(pool.functions.requestDeposit(pool_liquidity, admin, admin), admin, decoder)
+        send(pool.functions.fulfilDeposit(admin), admin, decoder)
+        claim = int(pool.functions.maxDeposit(admin).call())
+        send(pool.functions.deposit(claim, admin, admin), admin, decoder)
     if insurance:
         send(usdc.functions.mint(admin, insurance), admin, decoder)
         send(usdc.functions.approve(core.address, insurance), admin, decoder)

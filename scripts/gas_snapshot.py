@@ -97,12 +97,27 @@ def measure() -> dict[str, int]:
         g("liquidate_1_position", core.functions.liquidate(b, 0), keeper)
         g("liquidate_3_positions", core.functions.liquidate(c, 0), keeper)
 
-        # Liquidity pool (ERC-4626).
+        # Liquidity pool (ERC-7540): request, a price round on every feed, fulfilment by a
+        # keeper (the pool prices the request), claim; for a deposit and a redemption.
         usdc = dep.cash
+        pool = dep.pool.functions
         clock.send(usdc.functions.mint(a, token_units(50_000, 6)), a)
         clock.send(usdc.functions.approve(dep.pool.address, 2**256 - 1), a)
-        g("pool_deposit", dep.pool.functions.deposit(token_units(50_000, 6), a), a)
-        g("pool_withdraw", dep.pool.functions.withdraw(token_units(10_000, 6), a, a), a)
+
+        def price_round() -> None:
+            for feed in dep.feeds.values():
+                answer = int(feed.functions.latestAnswer().call())
+                clock.send(feed.functions.updateAnswer(answer), dep.admin)
+
+        g("pool_deposit_request", pool.requestDeposit(token_units(50_000, 6), a, a), a)
+        price_round()
+        g("pool_deposit_fulfil", pool.fulfilDeposit(a), keeper)
+        g("pool_deposit_claim", pool.deposit(token_units(50_000, 6), a, a), a)
+        shares = int(pool.convertToShares(token_units(10_000, 6)).call())
+        g("pool_redeem_request", pool.requestRedeem(shares, a, a), a)
+        price_round()
+        g("pool_redeem_fulfil", pool.fulfilRedeem(a), keeper)
+        g("pool_redeem_claim", pool.redeem(shares, a, a), a)
 
         # Options and portfolio margin: accounts with 1, 4 and 16 short ETH options in
         # portfolio mode. pm_check_N: gas of the full-grid check measured as a risk-increasing

@@ -115,10 +115,11 @@ def prepare(client: PlimsollClient, body: dict[str, Any]) -> dict[str, Any]:
         else:
             steps.append(
                 _step(
-                    f"deposit {client.fmt(aid, units)} into the pool",
+                    f"request a deposit of {client.fmt(aid, units)} into the pool (priced after "
+                    "the next price round, 0.05% fee; then claim)",
                     pool,
-                    "deposit",
-                    [int(units), owner],
+                    "requestDeposit",
+                    [int(units), owner, owner],
                 )
             )
         if needs_prior:
@@ -212,29 +213,56 @@ def prepare(client: PlimsollClient, body: dict[str, Any]) -> dict[str, Any]:
         )
     elif action == "lp_withdraw":
         value = body.get("amount")
+        held = int(pool.functions.balanceOf(owner).call())
         if isinstance(value, str) and value.strip().lower() == MAX:
-            shares = int(pool.functions.balanceOf(owner).call())
+            shares = held
             if shares == 0:
                 raise _Refused("you hold no pool shares")
-            assets = int(pool.functions.previewRedeem(shares).call())
-            steps.append(
-                _step(
-                    f"redeem every share ({client.fmt(0, assets)})",
-                    pool,
-                    "redeem",
-                    [shares, owner, owner],
-                )
-            )
         else:
             units = client.amount(0, str(value))
-            steps.append(
-                _step(
-                    f"withdraw {client.fmt(0, units)} from the pool",
-                    pool,
-                    "withdraw",
-                    [int(units), owner, owner],
+            shares = int(pool.functions.convertToShares(int(units)).call())
+            if shares > held:
+                worth = int(pool.functions.convertToAssets(held).call())
+                raise _Refused(
+                    f"your shares are worth {client.fmt(0, worth)}: ask for at most that (or max)"
                 )
+        worth = int(pool.functions.convertToAssets(shares).call())
+        steps.append(
+            _step(
+                f"request the withdrawal of shares worth {client.fmt(0, worth)} today (priced "
+                "after the next price round, 0.05% fee; then claim)",
+                pool,
+                "requestRedeem",
+                [shares, owner, owner],
             )
+        )
+    elif action == "lp_claim":
+        f = pool.functions
+        dep_ok, red_ok = f.canFulfil(owner).call()
+        if dep_ok:
+            steps.append(_step("price your pending pool deposit", pool, "fulfilDeposit", [owner]))
+        if red_ok:
+            steps.append(_step("price your pending pool withdrawal", pool, "fulfilRedeem", [owner]))
+        pend_dep = int(f.pendingDepositRequest(0, owner).call())
+        pend_red = int(f.pendingRedeemRequest(0, owner).call())
+        pend = pend_dep + pend_red
+        # Pricing makes exactly the pending amount claimable (assets for a deposit, shares for
+        # a redemption): the claims take that plus what was claimable already.
+        dep_assets = int(f.maxDeposit(owner).call()) + (pend_dep if dep_ok else 0)
+        red_shares = int(f.maxRedeem(owner).call()) + (pend_red if red_ok else 0)
+        if dep_assets:
+            steps.append(
+                _step("claim your pool shares", pool, "deposit", [dep_assets, owner, owner])
+            )
+        if red_shares:
+            steps.append(_step("claim your pool cash", pool, "redeem", [red_shares, owner, owner]))
+        if not steps:
+            raise _Refused(
+                "nothing to claim yet: your request waits for the next price round"
+                if pend
+                else "nothing to claim: request a pool deposit or withdrawal first"
+            )
+        needs_prior = dep_ok or red_ok
     else:
         raise _Refused(f"unknown action {action!r}")
     first = steps[0]

@@ -178,9 +178,18 @@ def test_lp_deposit_shows_shares(
     _ready(w)
     w.page.fill("#f-lp-deposit input[name=amount]", "1000")
     w.page.click("#f-lp-deposit button.primary")
-    assert "Done" in w.wait_message("ok")
-    assert dep.pool.functions.balanceOf(trader).call() > 0
+    assert "request a deposit of 1,000.00 USDC" in w.wait_message(
+        "ok", contains="request a deposit"
+    )
+    assert dep.pool.functions.pendingDepositRequest(0, trader).call() == 1_000 * 10**6
+    assert dep.pool.functions.balanceOf(trader).call() == 0  # not priced yet
     assert dep.cash.functions.allowance(trader, dep.pool.address).call() == 0
+    w.page.wait_for_selector("#pool:has-text('pending deposit 1,000.00 USDC')")
+    dep.new_round()  # the next price round: the request can be priced
+    w.page.click("#f-lp-claim button.primary")
+    assert "claim your pool shares" in w.wait_message("ok", contains="claim your pool shares")
+    assert dep.pool.functions.balanceOf(trader).call() > 0
+    assert dep.pool.functions.pendingDepositRequest(0, trader).call() == 0
     info = sdk.pool_info(trader)
     w.page.wait_for_selector(f"#pool:has-text('{info['shares']}')")
     w.shot("lp-deposit")
@@ -309,9 +318,20 @@ def test_transfer_isolate_portfolio_margin_and_lp_withdraw_max(
     assert sdk.account(trader, 0).portfolio_margin
     w.page.fill("#f-lp-deposit input[name=amount]", "500")
     w.page.click("#f-lp-deposit button.primary")
-    w.wait_message("ok")
+    w.wait_message("ok", contains="request a deposit")
+    dep.new_round()
+    w.page.click("#f-lp-claim button.primary")
+    w.wait_message("ok", contains="claim your pool shares")
+    assert dep.pool.functions.balanceOf(trader).call() > 0
     w.page.click("#f-lp-withdraw button[data-max]")
     w.page.click("#f-lp-withdraw button.primary")
-    assert "redeem every share" in w.wait_message("ok", contains="redeem every share")
+    assert "request the withdrawal" in w.wait_message("ok", contains="request the withdrawal")
     assert dep.pool.functions.balanceOf(trader).call() == 0
+    cash0 = dep.cash.functions.balanceOf(trader).call()
+    dep.new_round()
+    w.page.click("#f-lp-claim button.primary")
+    w.wait_message("ok", contains="claim your pool cash")
+    got = dep.cash.functions.balanceOf(trader).call() - cash0
+    # 500 in, 0.05% entry and exit fees (and rounding) kept by the pool.
+    assert 499_400_000 <= got < 500 * 10**6  # (it gets back its tiny share of its fees)
     w.shot("transfer-isolate-portfolio-lp")

@@ -63,7 +63,10 @@ def system(
     core.listMarket(market, {"from": admin})
     usdc.mint(admin, 1_000_000 * 10**6, {"from": admin})
     usdc.approve(pool, 2**256 - 1, {"from": admin})
-    pool.deposit(1_000_000 * 10**6, admin, {"from": admin})
+    # ERC-7540: request, fulfil (no position yet: no price round to wait for), claim.
+    pool.requestDeposit(1_000_000 * 10**6, admin, admin, {"from": admin})
+    pool.fulfilDeposit(admin, {"from": admin})
+    pool.deposit(1_000_000 * 10**6, admin, admin, {"from": admin})
     return {"usdc": usdc, "weth": weth, "feed": feed, "router": router, "core": core, "pool": pool}
 
 

@@ -74,8 +74,8 @@ abstract contract Base is PRBTest {
         usdc.mint(lp, LP_SEED);
         vm.startPrank(lp);
         usdc.approve(address(pool), type(uint256).max);
-        pool.deposit(LP_SEED, lp);
         vm.stopPrank();
+        lpDeposit(lp, LP_SEED);
         usdc.mint(address(this), INSURANCE_SEED);
         usdc.approve(address(core), type(uint256).max);
         core.fundInsurance(INSURANCE_SEED);
@@ -171,6 +171,39 @@ abstract contract Base is PRBTest {
         vm.warp(block.timestamp + dt);
         ethFeed.updateAnswer(ethFeed.latestAnswer());
         btcFeed.updateAnswer(btcFeed.latestAnswer());
+    }
+
+    /// @dev A new round on every feed (same answers) one second later: what an LP request
+    ///      waits for before it can be priced.
+    function newRound() internal virtual {
+        vm.warp(block.timestamp + 1);
+        ethFeed.updateAnswer(ethFeed.latestAnswer());
+        btcFeed.updateAnswer(btcFeed.latestAnswer());
+    }
+
+    /// @dev The ERC-7540 deposit flow: `who` requests (its wallet must hold and have approved
+    ///      `assets`), a keeper fulfils (after a new round when the pool's value uses a feed),
+    ///      `who` claims the shares.
+    function lpDeposit(address who, uint256 assets) internal returns (uint256 shares) {
+        vm.prank(who);
+        pool.requestDeposit(assets, who, who);
+        (bool ok,) = pool.canFulfil(who);
+        if (!ok) newRound();
+        pool.fulfilDeposit(who);
+        vm.prank(who);
+        shares = pool.deposit(assets, who, who);
+    }
+
+    /// @dev The ERC-7540 redemption flow: request, fulfil (after a new round when needed), claim.
+    function lpRedeem(address who, uint256 shares) internal returns (uint256 assets) {
+        vm.prank(who);
+        pool.requestRedeem(shares, who, who);
+        (, bool ok) = pool.canFulfil(who);
+        if (!ok) newRound();
+        pool.fulfilRedeem(who);
+        uint256 claim = pool.maxRedeem(who);
+        vm.prank(who);
+        assets = pool.redeem(claim, who, who);
     }
 
     function cashOf(address who, uint256 sub) internal view returns (int256) {

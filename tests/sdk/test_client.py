@@ -204,15 +204,27 @@ def test_isolate_and_portfolio_margin_switch(client: PlimsollClient, dep: Deploy
 
 def test_lp_deposit_and_withdraw_max(client: PlimsollClient, dep: Deployment) -> None:
     client.faucet("USDC", "1000")
-    client.pool_deposit("1000")
-    assert dep.pool.functions.balanceOf(client.address).call() > 0
+    client.pool_deposit("1000")  # a request: priced after the next price round
+    assert dep.pool.functions.pendingDepositRequest(0, client.address).call() == 1000 * 10**6
+    assert dep.pool.functions.balanceOf(client.address).call() == 0
     assert _allowance(dep, 0, client.address, dep.pool.address) == 0
     info = client.pool_info(client.address)
+    assert info["pending_deposit"] == "1,000.00 USDC"
+    dep.new_round()
+    client.pool_claim()  # prices its own request, then claims the shares
+    assert dep.pool.functions.balanceOf(client.address).call() > 0
+    info = client.pool_info(client.address)
     assert info["share_price"].endswith(" USDC") and info["value"].endswith(" USDC")
+    assert info["status"] == "nothing pending"
     client.pool_withdraw("max")
     assert dep.pool.functions.balanceOf(client.address).call() == 0
-    # the whole deposit came back but for rounding in the pool's favour (< 0.00001 USDC)
-    assert dep.cash.functions.balanceOf(client.address).call() >= 1000 * 10**6 - 10
+    # The pool holds no position here: no price round to wait for, the claim prices it.
+    client.pool_claim()
+    with pytest.raises(PlimsollError, match="nothing to claim"):
+        client.pool_claim()
+    # the deposit came back less the 0.05% entry and exit fees (kept by the pool) and rounding
+    got = dep.cash.functions.balanceOf(client.address).call()
+    assert 1000 * 10**6 * 9_990 // 10_000 - 10 <= got <= 1000 * 10**6 * 9_990 // 10_000 + 600_000
 
 
 def test_options_series_listed_bought_and_closed(

@@ -109,7 +109,7 @@ def _action(dep, flag, alice, bob, lp):
         4: lambda: dep.send(core.functions.trade(0, ETH, wad("0.1"), 0), alice),
         8: lambda: dep.send(core.functions.transfer(0, 1, 0, usdc(1)), alice),
         16: lambda: dep.send(core.functions.liquidate(bob, 0), alice),
-        32: lambda: dep.send(dep.pool.functions.deposit(usdc(100), lp), lp),
+        32: lambda: dep.send(dep.pool.functions.requestDeposit(usdc(100), lp, lp), lp),
     }[flag]
 
 
@@ -120,7 +120,7 @@ FLAGS = [1, 2, 4, 8, 16, 32]
 def test_paused_action_reverts_action_paused(dep, admin, busy, alice, bob, lp, flag):
     dep.send(dep.core.functions.setPaused(flag), admin)
     if flag == 32:
-        # The pool says it first (ERC-4626: maxDeposit is 0 while paused): PoolClosed, PAUSED.
+        # The pool refuses requests while paused: PoolClosed, PAUSED (nothing claimable).
         assert dep.pool.functions.maxDeposit(lp).call() == 0
         with reverts("PoolClosed", reason=1, feedId=0, status=0):
             _action(dep, flag, alice, bob, lp)()

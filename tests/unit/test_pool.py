@@ -1,11 +1,13 @@
-"""LiquidityPool (ERC-4626) and the core's pool hooks: deposit/mint/withdraw/redeem, share price
-following trader PnL and fees, the pool's initial margin limiting withdrawals and trades."""
+"""LiquidityPool (ERC-7540: requests priced after the next price round, then claimed) and the
+core's pool hooks: share price following trader PnL and fees, the pool's initial margin
+limiting redemptions and trades."""
 
 from __future__ import annotations
 
 import pytest
 from helpers import (
     ETH,
+    call,
     MAX_UINT,
     WETH,
     cash_of,
@@ -33,70 +35,75 @@ def lp_funded(dep, lp):
 
 @pytest.fixture
 def small_pool(dep, admin):
-    """The seed LP takes all but 5000 USDC out of the pool; ETH funding is off so that the
-    pool's equity does not drift between blocks."""
+    """The seed LP redeems all but 1 USDC worth of its shares: the 0.05% exit fee (5000 USDC of
+    the 10,000,000) stays in the pool, so about 5001 USDC are left, all the LP's. ETH funding is
+    off so that the pool's equity does not drift between blocks."""
     configure_market(dep, ETH, maxFundingRateWad=0)
-    total = dep.pool.functions.totalAssets().call()
-    dep.send(dep.pool.functions.withdraw(total - usdc(5000), admin, admin), admin)
-    assert dep.pool.functions.totalAssets().call() == usdc(5000)
-    return dep.pool
+    pool = dep.pool
+    dep.lp_redeem(admin, pool.functions.balanceOf(admin).call() - 10**12)
+    assert usdc(5000) <= pool.functions.totalAssets().call() <= usdc(5002)
+    return pool
 
 
-def test_pool_deposit_mints_shares_and_moves_cash_into_core(dep, lp_funded):
+def test_pool_deposit_request_fulfil_claim_moves_cash_into_core(dep, lp_funded, keeper):
     pool, lp = dep.pool, lp_funded
     assets0, cash0 = pool.functions.totalAssets().call(), pool_cash(dep)
     core_usdc0 = dep.cash.functions.balanceOf(dep.core.address).call()
-    shares = pool.functions.previewDeposit(usdc(1000)).call()
-    rcpt = dep.send(pool.functions.deposit(usdc(1000), lp), lp)
-    assert pool.functions.balanceOf(lp).call() == shares > 0
+    rcpt = dep.send(pool.functions.requestDeposit(usdc(1000), lp, lp), lp)
+    assert events(rcpt, pool, "DepositRequest")[0]["assets"] == usdc(1000)
+    # Pending: held by the pool contract, not in totalAssets, no shares yet.
+    assert pool.functions.pendingDepositRequest(0, lp).call() == usdc(1000)
+    assert pool.functions.totalAssets().call() == assets0
+    assert dep.cash.functions.balanceOf(pool.address).call() == usdc(1000)
+    ta, ts = pool.functions.totalAssets().call(), pool.functions.totalSupply().call()
+    rcpt = dep.send(pool.functions.fulfilDeposit(lp), keeper)  # anyone fulfils
+    fee = usdc(1000) * 5 // 10_000
+    shares = (usdc(1000) - fee) * (ts + 10**6) // (ta + 1)
+    assert events(rcpt, pool, "DepositFulfilled")[0]["shares"] == shares
+    assert pool.functions.claimableDepositRequest(0, lp).call() == usdc(1000)
     assert pool.functions.totalAssets().call() == assets0 + usdc(1000)
     assert pool_cash(dep) == cash0 + wad(1000)
     assert dep.cash.functions.balanceOf(dep.core.address).call() == core_usdc0 + usdc(1000)
     assert dep.cash.functions.balanceOf(pool.address).call() == 0
-    assert events(rcpt, dep.core, "PoolCashMoved") == [{"amountWad": wad(1000)}]
+    dep.send(pool.functions.deposit(usdc(1000), lp, lp), lp)
+    assert pool.functions.balanceOf(lp).call() == shares > 0
 
 
-def test_pool_mint_pulls_the_previewed_assets(dep, lp_funded):
+def test_pool_redeem_request_fulfil_claim_pays(dep, lp_funded, carol, keeper):
     pool, lp = dep.pool, lp_funded
-    shares = 10**15
-    assets = pool.functions.previewMint(shares).call()
-    bal0 = dep.cash.functions.balanceOf(lp).call()
-    dep.send(pool.functions.mint(shares, lp), lp)
-    assert pool.functions.balanceOf(lp).call() == shares
-    assert dep.cash.functions.balanceOf(lp).call() == bal0 - assets
-
-
-def test_pool_withdraw_burns_shares_and_pays(dep, lp_funded, carol):
-    pool, lp = dep.pool, lp_funded
-    dep.send(pool.functions.deposit(usdc(1000), lp), lp)
-    shares0, cash0 = pool.functions.balanceOf(lp).call(), pool_cash(dep)
-    burn = pool.functions.previewWithdraw(usdc(400)).call()
-    dep.send(pool.functions.withdraw(usdc(400), carol, lp), lp)
-    assert dep.cash.functions.balanceOf(carol).call() == usdc(400)
-    assert pool.functions.balanceOf(lp).call() == shares0 - burn
-    assert pool_cash(dep) == cash0 - wad(400)
-
-
-def test_pool_redeem_pays_previewed_assets(dep, lp_funded):
-    pool, lp = dep.pool, lp_funded
-    dep.send(pool.functions.deposit(usdc(1000), lp), lp)
-    shares = pool.functions.balanceOf(lp).call()
-    assets = pool.functions.previewRedeem(shares).call()
-    bal0 = dep.cash.functions.balanceOf(lp).call()
-    dep.send(pool.functions.redeem(shares, lp, lp), lp)
+    shares = dep.lp_deposit(lp, usdc(1000))
+    cash0 = pool_cash(dep)
+    dep.send(pool.functions.requestRedeem(shares, lp, lp), lp)
     assert pool.functions.balanceOf(lp).call() == 0
-    assert dep.cash.functions.balanceOf(lp).call() == bal0 + assets
-    assert usdc(1000) - 1 <= assets <= usdc(1000)  # rounding favours the vault
+    assert pool.functions.pendingRedeemRequest(0, lp).call() == shares
+    ta, ts = pool.functions.totalAssets().call(), pool.functions.totalSupply().call()
+    dep.send(pool.functions.fulfilRedeem(lp), keeper)
+    gross = shares * (ta + 1) // (ts + 10**6)
+    net = gross - (gross * 5 + 9_999) // 10_000
+    assert pool.functions.maxWithdraw(lp).call() == net
+    assert pool_cash(dep) == cash0 - net * 10**12
+    with reverts("NotOperator"):
+        dep.send(pool.functions.withdraw(net, carol, lp), carol)
+    dep.send(pool.functions.withdraw(net, carol, lp), lp)
+    assert dep.cash.functions.balanceOf(carol).call() == net
+    # 1000 in, both 0.05% fees paid (the LP gets back its small share of its own entry fee)
+    assert usdc(1000) * 9_990 // 10_000 - 2 <= net < usdc(1000) * 9_991 // 10_000
 
 
-def test_pool_withdraw_by_spender_needs_share_allowance(dep, lp_funded, carol):
+def test_pool_redeem_request_by_spender_needs_share_allowance(dep, lp_funded, carol):
     pool, lp = dep.pool, lp_funded
-    dep.send(pool.functions.deposit(usdc(1000), lp), lp)
+    shares = dep.lp_deposit(lp, usdc(1000))
     with reverts("ERC20InsufficientAllowance"):
-        dep.send(pool.functions.withdraw(usdc(10), carol, lp), carol)
+        dep.send(pool.functions.requestRedeem(shares, carol, lp), carol)
     dep.send(pool.functions.approve(carol, MAX_UINT), lp)
-    dep.send(pool.functions.withdraw(usdc(10), carol, lp), carol)
-    assert dep.cash.functions.balanceOf(carol).call() == usdc(10)
+    dep.send(pool.functions.requestRedeem(shares, carol, lp), carol)
+    assert pool.functions.pendingRedeemRequest(0, carol).call() == shares
+
+
+def test_pool_previews_revert_async(dep):
+    for view in ("previewDeposit", "previewMint", "previewWithdraw", "previewRedeem"):
+        with reverts("AsyncFlow"):
+            call(dep, dep.pool.functions[view](10**6))
 
 
 def test_share_price_falls_when_traders_win(dep, alice):
@@ -136,7 +143,7 @@ def test_pool_margin_view_counts_counter_positions(dep, alice):
     assert im == wad(20_500) * 1002 // 10_000  # |skew| 10 at 2050, IM rate 0.1002
 
 
-def test_max_withdraw_is_limited_by_pool_initial_margin(dep, small_pool, admin, alice):
+def test_redemption_is_limited_by_pool_initial_margin(dep, small_pool, admin, alice, carol):
     pool = small_pool
     deposit(dep, alice, 0, 0, usdc(10_000))
     trade(dep, alice, 0, ETH, wad(10))  # pool IM = 20000 x 0.1002 = 2004
@@ -144,14 +151,23 @@ def test_max_withdraw_is_limited_by_pool_initial_margin(dep, small_pool, admin, 
     assert im == wad(2004)
     free = (eq - im) // 10**12
     assert dep.core.functions.poolFreeCash().call() == free
-    max_assets = pool.functions.maxWithdraw(admin).call()
-    assert free - 1 <= max_assets <= free  # shares round down on the way
-    assert free < pool.functions.convertToAssets(pool.functions.balanceOf(admin).call()).call()
-    with reverts("ERC4626ExceededMaxWithdraw", assets=free + 1, max=max_assets):
-        dep.send(pool.functions.withdraw(free + 1, admin, admin), admin)
-    max_redeem = pool.functions.maxRedeem(admin).call()
-    assert pool.functions.previewRedeem(max_redeem).call() <= free
-    dep.send(pool.functions.withdraw(max_assets, admin, admin), admin)
+    assert pool.functions.freeCash().call() == free
+    # A request worth more than the free cash waits (the core refuses its pricing)...
+    too_much = pool.functions.convertToShares(free * 10_020 // 9_995).call()
+    dep.send(pool.functions.requestRedeem(too_much, admin, admin), admin)
+    dep.new_round()
+    with reverts("PoolUndercollateralized"):
+        dep.send(pool.functions.fulfilRedeem(admin), carol)
+    assert pool.functions.pendingRedeemRequest(0, admin).call() == too_much  # nothing lost
+    # ... one within it is paid (another controller: one request per side each).
+    dep.send(
+        pool.functions.requestRedeem(
+            pool.functions.convertToShares(free * 9_990 // 10_000).call(), carol, admin
+        ),
+        admin,
+    )
+    dep.new_round()
+    dep.send(pool.functions.fulfilRedeem(carol), carol)
     eq, im = dep.core.functions.poolMargin().call()
     assert eq >= im
 
@@ -202,23 +218,26 @@ def test_core_pool_deposit_rejects_zero_amount(dep, w3):
 
 
 @pytest.mark.parametrize("action", ["deposit", "withdraw"])
-def test_pool_actions_rejected_when_paused(dep, admin, lp_funded, action):
+def test_pool_requests_rejected_when_paused_claims_stay_open(dep, admin, lp_funded, action):
     pool, lp = dep.pool, lp_funded
-    dep.send(pool.functions.deposit(usdc(100), lp), lp)
+    shares = dep.lp_deposit(lp, usdc(100))
+    dep.send(pool.functions.requestDeposit(usdc(100), lp, lp), lp)
+    dep.send(pool.functions.fulfilDeposit(lp), lp)
     dep.send(dep.core.functions.setPaused(32), admin)
-    # ERC-4626: every max* is 0 while the pool is paused, and the pool says why (PAUSED = 1).
-    for view in ("maxDeposit", "maxMint", "maxWithdraw", "maxRedeem"):
-        assert pool.functions[view](lp).call() == 0, view
     with reverts("PoolClosed", reason=1, feedId=0, status=0):
         if action == "deposit":
-            dep.send(pool.functions.deposit(usdc(100), lp), lp)
+            dep.send(pool.functions.requestDeposit(usdc(100), lp, lp), lp)
         else:
-            dep.send(pool.functions.withdraw(usdc(50), lp, lp), lp)
+            dep.send(pool.functions.requestRedeem(shares, lp, lp), lp)
+    # ERC-7540: max* are the claimable amounts, and claiming them works while paused.
+    assert pool.functions.maxDeposit(lp).call() == usdc(100)
+    dep.send(pool.functions.deposit(usdc(100), lp, lp), lp)
+    assert pool.functions.maxDeposit(lp).call() == 0
 
 
-def test_max_withdraw_never_exceeds_withdrawable_liquidity(dep, admin, alice):
+def test_redemption_never_exceeds_withdrawable_liquidity(dep, admin, alice):
     # A trader's loss paid from cash debt (collateral-backed) is booked to the pool without
-    # tokens arriving. ERC-4626: maxWithdraw MUST NOT exceed what withdraw accepts.
+    # tokens arriving. A redemption the core cannot pay waits; a payable one is paid.
     configure_market(dep, ETH, maxFundingRateWad=0)
     deposit(dep, alice, 0, WETH, wad(400))
     trade(dep, alice, 0, ETH, wad(100))
@@ -226,28 +245,28 @@ def test_max_withdraw_never_exceeds_withdrawable_liquidity(dep, admin, alice):
     trade(dep, alice, 0, ETH, -wad(100))
     assert cash_of(dep, alice) < -wad(150_000)
     pool = dep.pool
-    max_assets = pool.functions.maxWithdraw(admin).call()
+    free = pool.functions.freeCash().call()
     held = dep.cash.functions.balanceOf(dep.core.address).call()
+    shares = pool.functions.convertToShares(min(free, held) * 9_990 // 10_000).call()
     try:
-        dep.send(pool.functions.withdraw(max_assets, admin, admin), admin)
+        dep.lp_redeem(admin, shares)
     except ContractRevert as err:
-        pytest.fail(
-            f"withdraw(maxWithdraw = {max_assets}) reverted with {err}; the core holds {held}"
-        )
+        pytest.fail(f"a redemption within the free cash reverted with {err}; the core holds {held}")
 
 
-def test_deposits_refused_while_pool_equity_is_gone(dep, small_pool, alice, lp_funded):
+def test_deposits_wait_while_pool_equity_is_gone(dep, small_pool, alice, lp_funded):
     # alice's long wins more than the 5000 USDC the pool holds: its equity is gone.
     deposit(dep, alice, 0, 0, usdc(20_000))
     trade(dep, alice, 0, ETH, wad(10))
     set_price(dep, 1, 2600)
     assert dep.core.functions.poolMargin().call()[0] < 0
     assert small_pool.functions.totalAssets().call() == 0
-    assert small_pool.functions.maxDeposit(lp_funded).call() == 0
-    assert small_pool.functions.maxMint(lp_funded).call() == 0
-    with reverts("ERC4626ExceededMaxDeposit"):
-        dep.send(small_pool.functions.deposit(usdc(1000), lp_funded), lp_funded)
-    # Back above water, deposits are open again.
+    dep.send(small_pool.functions.requestDeposit(usdc(1000), lp_funded, lp_funded), lp_funded)
+    dep.new_round()
+    assert small_pool.functions.canFulfil(lp_funded).call()[0] is False
+    with reverts("PoolClosed", reason=4):
+        dep.send(small_pool.functions.fulfilDeposit(lp_funded), lp_funded)
+    # Back above water, the waiting deposit is priced.
     set_price(dep, 1, 2000)
-    assert small_pool.functions.maxDeposit(lp_funded).call() > 0
-    dep.send(small_pool.functions.deposit(usdc(1000), lp_funded), lp_funded)
+    dep.send(small_pool.functions.fulfilDeposit(lp_funded), lp_funded)
+    assert small_pool.functions.maxDeposit(lp_funded).call() == usdc(1000)

@@ -174,7 +174,12 @@ function renderOverview(v) {
     el("li", { "data-kind": h.kind }, `#${h.block} ${h.text}`)));
   if (!v.history.length) $("history").append(el("li", { class: "mute" }, "Nothing yet."));
   $("wallet").replaceChildren(...Object.entries(v.wallet).flatMap(([k, val]) => [el("dt", {}, k), el("dd", { "data-wallet-asset": k }, val)]));
-  $("pool").textContent = `Pool share price ${v.pool.share_price} · your shares ${v.pool.shares} (${v.pool.value})`;
+  const pl = v.pool;
+  $("pool").textContent =
+    `Pool share price ${pl.share_price} · your shares ${pl.shares} (${pl.value})` +
+    ` · pending deposit ${pl.pending_deposit} · pending withdrawal ${pl.pending_withdrawal}` +
+    ` · claimable ${pl.claimable_shares} and ${pl.claimable_cash} · ${pl.status}`;
+  $("pool").setAttribute("data-status", pl.status);
 }
 
 function renderChain(series) {
@@ -349,6 +354,7 @@ function wireForms() {
   on("f-portfolio", "portfolio", false, (d) => ({ enabled: d.enabled === "1" }));
   on("f-lp-deposit", "lp_deposit");
   on("f-lp-withdraw", "lp_withdraw");
+  on("f-lp-claim", "lp_claim");
   $("sub").onchange = (ev) => { st.sub = Number(ev.target.value); refresh(); };
   $("switch-chain").onclick = switchChain;
 }

@@ -277,28 +277,44 @@ contract Handler {
         _after(false);
     }
 
+    /// An ERC-7540 deposit: request, and (once a price round has come since, as a keeper
+    /// would) fulfil and claim whatever the LP has pending or claimable.
     function poolDeposit(uint256 who, uint256 amount) external {
         calls[POOL_DEPOSIT]++;
         address l = lps[who % 2];
         amount = _bound(amount, 1_000e6, 1_000_000e6);
         usdc.mint(l, amount);
         vm.prank(l);
-        try pool.deposit(amount, l) {
-            successes[POOL_DEPOSIT]++;
-        } catch {}
+        try pool.requestDeposit(amount, l, l) {} catch {}
+        if (_settleLp(l)) successes[POOL_DEPOSIT]++;
         _after(false);
     }
 
     function poolWithdraw(uint256 who, uint256 pct) external {
         calls[POOL_WITHDRAW]++;
         address l = lps[who % 2];
-        uint256 amount = _portion(pool.maxWithdraw(l), pct);
-        if (amount == 0) return _after(false);
-        vm.prank(l);
-        try pool.withdraw(amount, l, l) {
-            successes[POOL_WITHDRAW]++;
-        } catch {}
+        uint256 shares = _portion(pool.balanceOf(l), pct);
+        if (shares != 0) {
+            vm.prank(l);
+            try pool.requestRedeem(shares, l, l) {} catch {}
+        }
+        if (_settleLp(l)) successes[POOL_WITHDRAW]++;
         _after(false);
+    }
+
+    /// @dev Fulfils `l`'s pending requests where the pool allows it and claims everything.
+    function _settleLp(address l) internal returns (bool moved) {
+        (bool d, bool r) = pool.canFulfil(l);
+        if (d) {
+            try pool.fulfilDeposit(l) { moved = true; } catch {}
+        }
+        if (r) {
+            try pool.fulfilRedeem(l) { moved = true; } catch {}
+        }
+        vm.startPrank(l);
+        if (pool.maxDeposit(l) != 0) pool.deposit(pool.maxDeposit(l), l, l);
+        if (pool.maxRedeem(l) != 0) pool.redeem(pool.maxRedeem(l), l, l);
+        vm.stopPrank();
     }
 
     /// @param bps price change in basis points, -20% .. +20%, kept inside a plausible band

@@ -7,7 +7,8 @@ import {MockFeed} from "../../../contracts/mocks/MockFeed.sol";
 import {ICore, IPool, IOptionsMarketT} from "../utils/ICore.sol";
 
 /// @notice Drives the options market and the liquidity pool for the pool/options invariants:
-///         three actors who trade options against the pool, enter and leave the pool as LPs,
+///         three actors who trade options against the pool, enter and leave the pool as LPs
+///         (ERC-7540 requests, a keeper's fulfilments, claims),
 ///         and get liquidated; time passes, prices move, series expire and are settled, and
 ///         the oracle goes through its bad states (stale, suspect, unreadable). Every call
 ///         catches its own revert. Prices and time move only in `movePrice`, `warp`,
@@ -45,6 +46,8 @@ contract PoolOptionsHandler {
     uint256 public successes;
     uint256 public tradesDone;
     uint256 public lpMoves;
+    uint256 public fulfilments;
+    uint256 public claims;
     uint256 public settlements;
     uint256 public badOracleSteps;
 
@@ -103,11 +106,12 @@ contract PoolOptionsHandler {
         }
     }
 
+    /// An ERC-7540 deposit request (priced at a later round: never within this epoch).
     function lpDeposit(uint256 who, uint256 amount) external {
         address a = actors[who % N_ACTORS];
         uint256 x = _bound(amount, 1, 2_000_000e6);
         vm.prank(a);
-        try pool.deposit(x, a) {
+        try pool.requestDeposit(x, a, a) {
             ++lpMoves;
             _doneIn(true);
         } catch {
@@ -115,17 +119,52 @@ contract PoolOptionsHandler {
         }
     }
 
+    /// An ERC-7540 redemption request of part of the actor's shares.
     function lpRedeem(uint256 who, uint256 pct) external {
         address a = actors[who % N_ACTORS];
         uint256 s = pool.balanceOf(a) * _bound(pct, 1, 100) / 100;
         if (s == 0) return _doneIn(false);
         vm.prank(a);
-        try pool.redeem(s, a, a) {
+        try pool.requestRedeem(s, a, a) {
             ++lpMoves;
             _doneIn(true);
         } catch {
             _doneIn(false);
         }
+    }
+
+    /// A keeper fulfils an actor's pending requests (both sides) at the share price now.
+    function lpFulfil(uint256 who) external {
+        address a = actors[who % N_ACTORS];
+        bool ok;
+        vm.startPrank(keeper);
+        if (pool.pendingDepositRequest(0, a) != 0) {
+            try pool.fulfilDeposit(a) {
+                ok = true;
+                ++fulfilments;
+            } catch {}
+        }
+        if (pool.pendingRedeemRequest(0, a) != 0) {
+            try pool.fulfilRedeem(a) {
+                ok = true;
+                ++fulfilments;
+            } catch {}
+        }
+        vm.stopPrank();
+        _doneIn(ok);
+    }
+
+    /// The actor claims everything claimable (shares and assets).
+    function lpClaim(uint256 who) external {
+        address a = actors[who % N_ACTORS];
+        (uint256 d, uint256 r) = (pool.maxDeposit(a), pool.maxRedeem(a));
+        if (d == 0 && r == 0) return _doneIn(false);
+        vm.startPrank(a);
+        if (d != 0) pool.deposit(d, a, a);
+        if (r != 0) pool.redeem(r, a, a);
+        vm.stopPrank();
+        ++claims;
+        _doneIn(true);
     }
 
     function liquidate(uint256 who) external {
@@ -236,21 +275,28 @@ contract PoolOptionsHandler {
         try pool.totalAssets() returns (uint256) {} catch { _viewLeak("totalAssets reverted"); }
         try pool.convertToShares(1e6) returns (uint256) {} catch { _viewLeak("convertToShares reverted"); }
         try pool.convertToAssets(1e12) returns (uint256) {} catch { _viewLeak("convertToAssets reverted"); }
-        try pool.previewDeposit(1e6) returns (uint256) {} catch { _viewLeak("previewDeposit reverted"); }
-        try pool.previewMint(1e12) returns (uint256) {} catch { _viewLeak("previewMint reverted"); }
-        try pool.previewWithdraw(1e6) returns (uint256) {} catch { _viewLeak("previewWithdraw reverted"); }
-        try pool.previewRedeem(1e12) returns (uint256) {} catch { _viewLeak("previewRedeem reverted"); }
+        // ERC-7540: the previews revert (AsyncFlow) in every state; max* are the claimable
+        // amounts in every state (claims never close) and never revert.
+        try pool.previewDeposit(1e6) returns (uint256) { _viewLeak("previewDeposit returned"); } catch {}
         uint256[4] memory m;
         try pool.maxDeposit(a) returns (uint256 x) { m[0] = x; } catch { _viewLeak("maxDeposit reverted"); }
         try pool.maxMint(a) returns (uint256 x) { m[1] = x; } catch { _viewLeak("maxMint reverted"); }
         try pool.maxWithdraw(a) returns (uint256 x) { m[2] = x; } catch { _viewLeak("maxWithdraw reverted"); }
         try pool.maxRedeem(a) returns (uint256 x) { m[3] = x; } catch { _viewLeak("maxRedeem reverted"); }
-        if (why != 0 && (m[0] | m[1] | m[2] | m[3]) != 0) _viewLeak("max* > 0 while the pool is closed");
+        if (m[0] != pool.claimableDepositRequest(0, a) || m[3] != pool.claimableRedeemRequest(0, a)) {
+            _viewLeak("max* != the claimable amounts");
+        }
+        try pool.canFulfil(a) returns (bool, bool) {} catch { _viewLeak("canFulfil reverted"); }
+        try pool.oracleTimes() returns (uint256, uint256) {} catch { _viewLeak("oracleTimes reverted"); }
         if (why != 0) {
+            // Nothing is priced while the pool is closed: a request waits.
             vm.startPrank(a);
-            try pool.deposit(1e6, a) { _viewLeak("deposit while closed"); } catch {}
-            if (pool.balanceOf(a) != 0) {
-                try pool.redeem(1, a, a) { _viewLeak("redeem while closed"); } catch {}
+            try pool.requestDeposit(1e6, a, a) {} catch {}
+            vm.stopPrank();
+            vm.startPrank(keeper);
+            try pool.fulfilDeposit(a) { _viewLeak("deposit fulfilled while closed"); } catch {}
+            if (pool.pendingRedeemRequest(0, a) != 0) {
+                try pool.fulfilRedeem(a) { _viewLeak("redemption fulfilled while closed"); } catch {}
             }
             vm.stopPrank();
         }
@@ -276,7 +322,15 @@ contract PoolOptionsHandler {
         for (uint256 i; i < N_ACTORS; ++i) {
             address a = actors[i];
             v += int256(usdc.balanceOf(a)) + int256(core.getAccount(a, 0).cash) / 1e12;
-            v += int256(pool.balanceOf(a) * ta1 / ts1);
+            // LP value: shares held, shares pending redemption or claimable (at the share
+            // price), assets pending deposit or claimable (at face).
+            (uint256 pa, uint256 ps, uint256 ca, uint256 cs) = (
+                pool.pendingDepositRequest(0, a),
+                pool.pendingRedeemRequest(0, a),
+                pool.maxWithdraw(a),
+                pool.maxMint(a)
+            );
+            v += int256((pool.balanceOf(a) + ps + cs) * ta1 / ts1 + pa + ca);
             (uint256[] memory ids, int256[] memory sizes) = opt.positions(a, 0);
             int256 optWad;
             for (uint256 k; k < ids.length; ++k) {

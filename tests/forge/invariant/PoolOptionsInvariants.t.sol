@@ -39,7 +39,7 @@ contract PoolOptionsInvariantsTest is OptionsBase {
     }
 
     function targetSelectors() public view returns (FuzzSelector[] memory s) {
-        bytes4[] memory sel = new bytes4[](11);
+        bytes4[] memory sel = new bytes4[](13);
         sel[0] = PoolOptionsHandler.optTrade.selector;
         sel[1] = PoolOptionsHandler.optTrade.selector; // trades twice as often
         sel[2] = PoolOptionsHandler.optClose.selector;
@@ -51,6 +51,8 @@ contract PoolOptionsInvariantsTest is OptionsBase {
         sel[8] = PoolOptionsHandler.warp.selector;
         sel[9] = PoolOptionsHandler.settle.selector;
         sel[10] = PoolOptionsHandler.oracleState.selector;
+        sel[11] = PoolOptionsHandler.lpFulfil.selector;
+        sel[12] = PoolOptionsHandler.lpClaim.selector;
         s = new FuzzSelector[](1);
         s[0] = FuzzSelector(address(handler), sel);
     }
@@ -71,11 +73,13 @@ contract PoolOptionsInvariantsTest is OptionsBase {
             uint256 r = uint256(keccak256(abi.encode("pool-walk", i)));
             uint256 a = uint256(keccak256(abi.encode(r, 1)));
             uint256 b = uint256(keccak256(abi.encode(r, 2)));
-            uint256 action = r % 16;
+            uint256 action = r % 19;
             if (action < 5) handler.optTrade(a, b, r >> 100, r & 1 == 1);
             else if (action == 5) handler.optClose(a, b);
             else if (action < 8) handler.lpDeposit(a, b);
             else if (action == 8) handler.lpRedeem(a, b);
+            else if (action < 17 && action >= 15) handler.lpFulfil(a);
+            else if (action >= 17) handler.lpClaim(a);
             else if (action == 9) handler.liquidate(a);
             else if (action == 10) handler.movePrice(a, b);
             else if (action == 11) handler.warp(a);
@@ -88,10 +92,15 @@ contract PoolOptionsInvariantsTest is OptionsBase {
         emit LogNamedUint256("option trades", handler.tradesDone());
         emit LogNamedUint256("LP moves", handler.lpMoves());
         emit LogNamedUint256("settlements", handler.settlements());
+        emit LogNamedUint256("fulfilments", handler.fulfilments());
+        emit LogNamedUint256("claims", handler.claims());
         emit LogNamedInt256("largest rise of the actors' value in an epoch [USDC units]", handler.worstLeak());
         assertGt(handler.tradesDone(), 50, "trades");
-        assertGt(handler.lpMoves(), 20, "LP moves");
+        assertGt(handler.lpMoves(), 10, "LP requests");
+        assertGt(handler.lpMoves() + handler.fulfilments() + handler.claims(), 40, "LP moves");
         assertGt(handler.settlements(), 0, "settlements");
+        assertGt(handler.fulfilments(), 10, "fulfilments");
+        assertGt(handler.claims(), 5, "claims");
         assertGt(handler.badOracleSteps(), 0, "bad oracle states");
         assertEq(handler.viewLeaks(), 0);
     }

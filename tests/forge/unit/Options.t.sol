@@ -90,6 +90,11 @@ abstract contract OptionsBase is Base {
         ivFeed.updateAnswer(ivFeed.latestAnswer());
     }
 
+    function newRound() internal virtual override {
+        super.newRound();
+        if (address(ivFeed) != address(0)) ivFeed.updateAnswer(ivFeed.latestAnswer());
+    }
+
     function optTrade(address who, uint256 sub, uint256 id, int256 size) internal {
         vm.prank(who);
         opt.trade(sub, id, size, 0);
@@ -1303,33 +1308,36 @@ contract OptionsAdminTest is OptionsBase {
         vm.warp(block.timestamp + 1 hours + 1);
         btcFeed.updateAnswer(btcFeed.latestAnswer());
         ivFeed.updateAnswer(ivFeed.latestAnswer());
-        // The pool says why before the core's own check (PoolClosed: UNTRUSTED, feed, grade).
-        vm.expectRevert(abi.encodeWithSignature("PoolClosed(uint8,uint256,uint8)", 3, uint256(ETH_FEED), 2));
+        // The LP's redemption request waits: the pool says why before the core's own check
+        // (PoolClosed: UNTRUSTED, feed, grade).
+        uint256 someShares = pool.convertToShares(1_000e6);
         vm.prank(lp);
-        pool.withdraw(1_000e6, lp, lp);
+        pool.requestRedeem(someShares, lp, lp);
+        vm.expectRevert(abi.encodeWithSignature("PoolClosed(uint8,uint256,uint8)", 3, uint256(ETH_FEED), 2));
+        pool.fulfilRedeem(lp);
         vm.prank(address(pool));
         vm.expectRevert(abi.encodeWithSelector(IPlimsoll.PriceNotTrusted.selector, uint256(ETH_FEED), 2));
         core.poolWithdraw(1_000e6, lp);
         // The IV feed pricing the pool's 5 short calls goes stale: not checked.
         skip(1 hours + 1);
         vm.expectRevert(abi.encodeWithSignature("PoolClosed(uint8,uint256,uint8)", 3, uint256(IV_FEED), 2));
-        vm.prank(lp);
-        pool.withdraw(1_000e6, lp, lp);
+        pool.fulfilRedeem(lp);
         vm.prank(address(pool));
         vm.expectRevert(abi.encodeWithSelector(IPlimsoll.PriceNotTrusted.selector, uint256(IV_FEED), 2));
         core.poolWithdraw(1_000e6, lp);
     }
 
     function test_pool_must_keep_im_when_its_option_exposure_grows() public {
-        // The LP takes out all but 1,000 USDC.
-        vm.prank(lp);
-        pool.withdraw(LP_SEED - 1_000e6, lp, lp);
+        // The LP takes out all but 1 USDC worth of shares; the 0.05% exit fee (5,000 USDC)
+        // stays in the pool: about 5,001 USDC left.
+        lpRedeem(lp, pool.balanceOf(lp) - 1e12);
         depositFor(alice, 0, CASH_ID, 10_000e6);
         int256 pc0 = poolCash();
-        uint256 fee = feeOf(atmCall, 5e18);
-        // The pool's equity after: its cash + premium + fee - ceil(5 x mark) = cash + fee.
-        vm.expectRevert(abi.encodeWithSelector(IPlimsoll.PoolUndercollateralized.selector, pc0 + toInt(fee), 2_500e18));
-        optTrade(alice, 0, atmCall, 5e18);
+        assertLt(pc0, 5_002e18);
+        uint256 fee = feeOf(atmCall, 15e18);
+        // The pool's equity after: its cash + premium + fee - ceil(15 x mark) = cash + fee.
+        vm.expectRevert(abi.encodeWithSelector(IPlimsoll.PoolUndercollateralized.selector, pc0 + toInt(fee), 7_500e18));
+        optTrade(alice, 0, atmCall, 15e18);
         optTrade(alice, 0, atmCall, 1e18); // IM 500: fits
         // Selling back shrinks the pool's exposure: no pool check.
         optTrade(alice, 0, atmCall, -1e18);

@@ -26,9 +26,7 @@ contract PoolOptionsAttacksTest is OptionsBase {
     }
 
     function redeemAll(address who) internal {
-        uint256 shares = pool.balanceOf(who);
-        vm.prank(who);
-        pool.redeem(shares, who, who);
+        lpRedeem(who, pool.balanceOf(who));
     }
 
     // ------------------------------------------------------------------ finding 1
@@ -44,12 +42,11 @@ contract PoolOptionsAttacksTest is OptionsBase {
         int256 v0 = attackerValue(attacker);
         uint256 lpBefore = pool.convertToAssets(pool.balanceOf(lp));
 
-        vm.startPrank(attacker);
-        opt.trade(0, atmPut, -int256(q), 0); // the pool is long 10,000 puts
-        pool.deposit(10_000_000e6, attacker);
-        opt.trade(0, atmPut, int256(q), 0); // closed
-        pool.redeem(pool.balanceOf(attacker), attacker, attacker);
-        vm.stopPrank();
+        // (Was one transaction; the entry and the exit now wait for a price round each.)
+        optTrade(attacker, 0, atmPut, -int256(q)); // the pool is long 10,000 puts
+        lpDeposit(attacker, 10_000_000e6);
+        optTrade(attacker, 0, atmPut, int256(q)); // closed
+        redeemAll(attacker);
 
         int256 profit = attackerValue(attacker) - v0;
         uint256 lpAfter = pool.convertToAssets(pool.balanceOf(lp));
@@ -105,8 +102,7 @@ contract PoolOptionsAttacksTest is OptionsBase {
 
         fundWallet(carol, 10_000_000e6);
         int256 c0 = attackerValue(carol);
-        vm.prank(carol);
-        pool.deposit(10_000_000e6, carol);
+        lpDeposit(carol, 10_000_000e6);
         opt.settleAccount(bob, 0); // the short pays the pool 500,000
         uint256 ta2 = pool.totalAssets() - 10_000_000e6;
         redeemAll(carol);
@@ -282,5 +278,154 @@ contract PoolOptionsAttacksTest is OptionsBase {
         optTrade(alice, 0, atmCall, 1e18);
         (,, uint256 vol) = opt.mark(atmCall);
         assertEq(vol, IV);
+    }
+
+    // ------------------------------------------------------------------ finding 4
+
+    /// @dev The LP-visible value of `who`: wallet USDC + its shares at convertToAssets + what it
+    ///      has pending or claimable in the pool (deposits at face, shares at convertToAssets).
+    function lpValue(address who) internal view returns (int256) {
+        (uint256 pa, uint256 ps, uint256 ca, uint256 cs) = (
+            pool.pendingDepositRequest(0, who),
+            pool.pendingRedeemRequest(0, who),
+            pool.maxWithdraw(who),
+            pool.maxMint(who)
+        );
+        return toInt(usdc.balanceOf(who)) + toInt(pool.convertToAssets(pool.balanceOf(who) + ps + cs)) + toInt(pa)
+            + toInt(ca);
+    }
+
+    /// @dev The known update: ETH moves to `priceWad`, and the other feeds post their rounds.
+    function oracleUpdate(uint256 priceWad) internal {
+        vm.warp(block.timestamp + 1);
+        setPrice(ethFeed, priceWad);
+        btcFeed.updateAnswer(btcFeed.latestAnswer());
+        ivFeed.updateAnswer(ivFeed.latestAnswer());
+    }
+
+    /// Finding 4 (was: shares priced at the latest answer, no delay): a deposit just before an
+    /// oracle update that favours the pool (its short gains 20,000), redeemed just after.
+    /// Before (synchronous pool, same scenario): attacker +19,801.98 USDC risk-free on a 1e9
+    /// deposit. Now the request is priced after the update: the attacker pays the fees.
+    function test_lp_deposit_before_a_known_update_is_priced_after_it() public {
+        depositFor(alice, 0, CASH_ID, 2_000_000e6);
+        tradeAs(alice, 0, ETH_PERP, 100e18); // the pool is short 100 ETH
+        fundWallet(attacker, 1_000_000_000e6);
+        int256 v0 = lpValue(attacker);
+        uint256 lpBefore = pool.convertToAssets(pool.balanceOf(lp));
+
+        vm.prank(attacker);
+        pool.requestDeposit(1_000_000_000e6, attacker, attacker);
+        // Not priceable at the price the attacker saw.
+        vm.expectRevert(
+            abi.encodeWithSignature(
+                "NotYetPriceable(address,uint256,uint256)", attacker, block.timestamp, block.timestamp
+            )
+        );
+        pool.fulfilDeposit(attacker);
+        oracleUpdate(1_800e18); // the known update: the pool gains 20,000
+        vm.prank(keeper);
+        pool.fulfilDeposit(attacker); // anyone fulfils: the first round after the request
+        vm.prank(attacker);
+        pool.deposit(1_000_000_000e6, attacker);
+        redeemAll(attacker);
+
+        int256 profit = lpValue(attacker) - v0;
+        emit LogNamedInt256("deposit-before-update attacker profit [USDC units]", profit);
+        assertLte(profit, 0, "the attacker pays the entry and exit fees");
+        assertGte(pool.convertToAssets(pool.balanceOf(lp)), lpBefore + 19_000e6, "the honest LP keeps the gain");
+    }
+
+    /// Finding 4, the mirror: an LP (carol, 10,000,000 beside the honest LP's 10,000,000)
+    /// redeems just before an update that hurts the pool (its short loses 20,000) and comes
+    /// back just after. Before (synchronous pool): +9,999.99 USDC against holding through the
+    /// update. Now the redemption is priced after the update.
+    function test_lp_redeem_before_a_known_bad_update_is_priced_after_it() public {
+        fundWallet(carol, 10_000_000e6);
+        lpDeposit(carol, 10_000_000e6);
+        depositFor(alice, 0, CASH_ID, 2_000_000e6);
+        tradeAs(alice, 0, ETH_PERP, 100e18);
+        uint256 shares = pool.balanceOf(carol);
+        uint256 snap = vm.snapshot();
+        oracleUpdate(2_200e18);
+        int256 held = lpValue(carol); // holding through the update
+        vm.revertTo(snap);
+
+        vm.prank(carol);
+        pool.requestRedeem(shares, carol, carol);
+        oracleUpdate(2_200e18); // the known update: the pool loses 20,000
+        vm.prank(keeper);
+        pool.fulfilRedeem(carol);
+        uint256 claim = pool.maxWithdraw(carol);
+        vm.prank(carol);
+        pool.withdraw(claim, carol, carol);
+        lpDeposit(carol, usdc.balanceOf(carol)); // back in
+
+        int256 gain = lpValue(carol) - held;
+        emit LogNamedInt256("redeem-before-update LP gain vs holding [USDC units]", gain);
+        assertLte(gain, 0, "leaving before a bad update avoids nothing and pays the fees");
+    }
+
+    /// The free option: the requester cannot wait for a better price. Anyone fulfils at the first
+    /// round after the request; a top-up once a round has come is refused (it would restart
+    /// the clock); claims are the controller's or its operator's only.
+    function test_requester_cannot_wait_for_a_better_price_or_restart_the_clock() public {
+        depositFor(alice, 0, CASH_ID, 2_000_000e6);
+        tradeAs(alice, 0, ETH_PERP, 100e18);
+        fundWallet(attacker, 2_000_000e6);
+        vm.prank(attacker);
+        pool.requestDeposit(1_000_000e6, attacker, attacker);
+        uint64 t0 = uint64(block.timestamp);
+        vm.warp(block.timestamp + 5);
+        vm.prank(attacker); // no round yet: a top-up only restarts a clock nothing has moved
+        pool.requestDeposit(100_000e6, attacker, attacker);
+        assertEq(pool.pendingDepositRequest(0, attacker), 1_100_000e6);
+        oracleUpdate(2_000e18);
+        (bool canDeposit,) = pool.canFulfil(attacker);
+        assertTrue(canDeposit);
+        vm.prank(attacker); // the round came: no restart
+        (bool ok, bytes memory ret) =
+            address(pool).call(abi.encodeWithSignature("requestDeposit(uint256,address,address)", 1, attacker, attacker));
+        assertFalse(ok, "a top-up after a round restarts nothing");
+        assertEq(bytes4(ret), bytes4(keccak256("RequestPending(address,uint256)")));
+        assertGt(t0, 0);
+        uint256 ta = pool.totalAssets();
+        uint256 ts = pool.totalSupply();
+        vm.prank(keeper);
+        uint256 shares = pool.fulfilDeposit(attacker);
+        uint256 fee = 550e6; // 5 bp of 1,100,000
+        assertEq(shares, (1_100_000e6 - fee) * (ts + 1e6) / (ta + 1), "priced at the first round's share price");
+        assertEq(pool.claimableDepositRequest(0, attacker), 1_100_000e6);
+        assertEq(pool.pendingDepositRequest(0, attacker), 0);
+        // A better price later changes nothing: the shares are fixed.
+        oracleUpdate(2_500e18);
+        vm.expectRevert(abi.encodeWithSignature("NotOperator(address,address)", attacker, keeper));
+        vm.prank(keeper);
+        pool.deposit(1_100_000e6, keeper, attacker);
+        vm.prank(attacker);
+        assertTrue(pool.setOperator(keeper, true));
+        vm.prank(keeper);
+        assertEq(pool.deposit(1_100_000e6, attacker, attacker), shares);
+        assertEq(pool.balanceOf(attacker), shares);
+    }
+
+    /// A request waits for a round of every feed the pool's value uses: with option open
+    /// interest, the IV feed's too.
+    function test_request_waits_for_a_round_of_every_feed_the_pool_uses() public {
+        depositFor(alice, 0, CASH_ID, 200_000e6);
+        optTrade(alice, 0, atmCall, 20e18); // the pool's value uses the ETH and IV feeds
+        fundWallet(attacker, 1_000e6);
+        vm.prank(attacker);
+        pool.requestDeposit(1_000e6, attacker, attacker);
+        vm.warp(block.timestamp + 1);
+        ethFeed.updateAnswer(ethFeed.latestAnswer()); // spot round only
+        (bool ok,) = pool.canFulfil(attacker);
+        assertFalse(ok, "the IV feed has no round since");
+        vm.expectRevert();
+        pool.fulfilDeposit(attacker);
+        ivFeed.updateAnswer(ivFeed.latestAnswer());
+        (ok,) = pool.canFulfil(attacker);
+        assertTrue(ok);
+        pool.fulfilDeposit(attacker);
     }
 }

@@ -115,6 +115,30 @@ interface IPool {
     function mint(uint256 shares, address receiver) external returns (uint256 assets);
     function withdraw(uint256 assets, address receiver, address owner) external returns (uint256 shares);
     function redeem(uint256 shares, address receiver, address owner) external returns (uint256 assets);
+    // ERC-7540
+    function deposit(uint256 assets, address receiver, address controller) external returns (uint256 shares);
+    function mint(uint256 shares, address receiver, address controller) external returns (uint256 assets);
+    function requestDeposit(uint256 assets, address controller, address owner) external returns (uint256);
+    function requestRedeem(uint256 shares, address controller, address owner) external returns (uint256);
+    function pendingDepositRequest(uint256 requestId, address controller) external view returns (uint256);
+    function claimableDepositRequest(uint256 requestId, address controller) external view returns (uint256);
+    function pendingRedeemRequest(uint256 requestId, address controller) external view returns (uint256);
+    function claimableRedeemRequest(uint256 requestId, address controller) external view returns (uint256);
+    function setOperator(address operator, bool approved) external returns (bool);
+    function isOperator(address controller, address operator) external view returns (bool);
+    function supportsInterface(bytes4 id) external view returns (bool);
+    function share() external view returns (address);
+    function fulfilDeposit(address controller) external returns (uint256 shares);
+    function fulfilRedeem(address controller) external returns (uint256 assets);
+    function canFulfil(address controller) external view returns (bool deposit, bool redeem);
+    function oracleTimes() external view returns (uint256 oldest, uint256 newest);
+    function freeCash() external view returns (uint256);
+    function totalPendingDeposits() external view returns (uint256);
+    function totalPendingRedeems() external view returns (uint256);
+    function totalClaimableDepositShares() external view returns (uint256);
+    function totalClaimableRedeemAssets() external view returns (uint256);
+    function FEE_WAD() external view returns (uint256);
+    function transfer(address to, uint256 amount) external returns (bool);
 }
 
 /// @notice The surface of `OptionsMarket` the tests use (deployed from its artifact, like the
