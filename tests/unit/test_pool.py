@@ -146,9 +146,11 @@ def test_pool_margin_view_counts_counter_positions(dep, alice):
 def test_redemption_is_limited_by_pool_initial_margin(dep, small_pool, admin, alice, carol):
     pool = small_pool
     deposit(dep, alice, 0, 0, usdc(10_000))
-    trade(dep, alice, 0, ETH, wad(10))  # pool IM = 20000 x 0.1002 = 2004
+    # Pool IM = 40000 x 0.1004 = 4016 of its ~5001: the free cash (~1000) is small enough that the
+    # LP's shares cover both requests below (one over the free cash, one within it).
+    trade(dep, alice, 0, ETH, wad(20))
     eq, im = dep.core.functions.poolMargin().call()
-    assert im == wad(2004)
+    assert im == wad(4016)
     free = (eq - im) // 10**12
     assert dep.core.functions.poolFreeCash().call() == free
     assert pool.functions.freeCash().call() == free
