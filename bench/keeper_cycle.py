@@ -1,7 +1,13 @@
 """Benchmark: the liquidation keeper's per-block cycle on event-sourced state vs today's.
 
-For 10,000, 100,000 and 1,000,000 synthetic accounts (3 perps, 2 collateral assets, 5% holding
-options: flag set) each size runs in its own process (so ``rss_mb`` is that size's) and:
+Sizes up to ``--anvil-max`` (default 10,000) run **end to end on anvil**
+(``bench/keeper_anvil.py``: a real deployment, the keeper's BookCycle over the real indexer, lens
+reads and JSON-RPC, feeds and accounts moving every block; today's full re-read timed on the same
+chain; the liquidatable set checked against a full exact read). Larger sizes drive the keeper's
+components with synthetic logs and a market-data/lens stub, said so in each result's ``mode``.
+
+Component mode, for 100,000 and 1,000,000 synthetic accounts (3 perps, 2 collateral assets, 5%
+holding options: flag set), each size in its own process (so ``rss_mb`` is that size's):
 
 1. sync: the book is built from the accounts' rows as the logs name them (chunks of 50,000,
    the lens rows stubbed by the synthetic generator): ``sync_s``;
@@ -16,14 +22,13 @@ options: flag set) each size runs in its own process (so ``rss_mb`` is that size
 3. baseline, today's cycle on the same book: a full exact recompute (``compute_margin`` on
    every account, measured here; at 1,000,000 on ten slices of 100,000, summed, to stay in
    memory) plus the full re-read through the lens, which cannot be measured without a chain
-   of that size: it is the per-account read time measured on anvil by the sync bench
-   (``bench/results/sync.json``: 1.432 s for 10,000 accounts) times the accounts.
+   of that size: the per-account read time measured end to end on anvil in the same run (the
+   10,000-account case) times the accounts.
    ``ratio`` = baseline_ms / cycle_ms_p99; ``ratio_compute_only`` leaves the read out.
 
-Not end to end on anvil: the market reads and the dirty-account reads are stubbed (an
-anvil ``eth_call`` of the market table plus a few accounts costs ~2-5 ms more per block on this
-machine; the fault suite runs the keeper end to end with it). Figures are with the machine's
-load average recorded (2 cores shared).
+In component mode the market reads and the dirty-account reads are stubbed (end to end they
+are three JSON-RPC round trips: see the anvil case). Figures are with the machine's load average
+recorded (2 cores).
 
 Usage: ``.venv/bin/python bench/keeper_cycle.py [--sizes 10000,100000,1000000] [--blocks 200]``
 """
@@ -142,7 +147,9 @@ def rss_mb() -> float:
     return 0.0
 
 
-def run_size(n: int, blocks: int, touched: int, seed: int) -> dict[str, Any]:
+def run_size(
+    n: int, blocks: int, touched: int, seed: int, read_ms_per_account: float
+) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     prices = list(PRICES)
     ts = 1_000_000
@@ -197,11 +204,12 @@ def run_size(n: int, blocks: int, touched: int, seed: int) -> dict[str, Any]:
     for lo in range(0, n, 100_000):
         compute_margin(book.subset(np.arange(lo, min(n, lo + 100_000), dtype=np.int64)))
     compute_ms = (time.perf_counter() - t) * 1000
-    sync = json.loads((ROOT / "bench" / "results" / "sync.json").read_text())
-    read_ms = sync["full_sync"]["read_seconds"] * 1000 / sync["full_sync"]["accounts"] * n
+    read_ms = read_ms_per_account * n
     p50, p99 = float(np.percentile(times, 50)), float(np.percentile(times, 99))
     return {
         "accounts": n,
+        "mode": "components: synthetic logs, market-data/lens stub; baseline read scaled from "
+        "the end-to-end anvil read of this run",
         "blocks": blocks,
         "touched_per_block": touched,
         "cycle_ms_p50": round(p50, 2),
@@ -229,11 +237,25 @@ def main() -> int:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--blocks", type=int, default=200)
     ap.add_argument("--touched", type=int, default=20)
+    ap.add_argument(
+        "--anvil-max", type=int, default=10_000, help="sizes up to this run end to end on anvil"
+    )
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--anvil", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--read-ms-per-account", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.one and args.anvil:
+        from bench.keeper_anvil import run as run_anvil
+
+        res = run_anvil(args.one, args.blocks, args.touched, seed=args.one)
+        res["rss_mb"] = round(rss_mb(), 1)  # anvil's own memory not included
+        res["load_avg_during"] = [round(x, 2) for x in os.getloadavg()]
+        print(json.dumps(res))
+        return 0
     if args.one:
         blocks = args.blocks if args.one <= 100_000 else max(50, args.blocks // 4)
-        print(json.dumps(run_size(args.one, blocks, args.touched, seed=args.one)))
+        per = args.read_ms_per_account
+        print(json.dumps(run_size(args.one, blocks, args.touched, args.one, per)))
         return 0
     out: dict[str, Any] = {
         "benchmark": "keeper per-block cycle: event-sourced book + price screen + exact check",
@@ -244,15 +266,27 @@ def main() -> int:
             "numpy": np.__version__,
             "load_avg_start": [round(x, 2) for x in os.getloadavg()],
         },
-        "mode": "components with synthetic logs and a market-data/lens stub (not end to end "
-        "on anvil); baseline read time scaled from bench/results/sync.json (anvil)",
+        "mode": f"end to end on anvil up to {args.anvil_max:,} accounts; larger books: "
+        "components with synthetic logs and a market-data/lens stub (each result says which)",
         "results": [],
     }
-    for n in (int(x) for x in args.sizes.split(",")):
+    sizes = sorted(int(x) for x in args.sizes.split(","))
+    per_account: float | None = None
+    for n in sizes:
         cmd = [sys.executable, __file__, "--one", str(n), "--blocks", str(args.blocks)]
         cmd += ["--touched", str(args.touched)]
-        got = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        if n <= args.anvil_max:
+            cmd.append("--anvil")
+        else:
+            if per_account is None:
+                raise SystemExit("component sizes need an end-to-end size in the same run")
+            cmd += ["--read-ms-per-account", str(per_account)]
+        got = subprocess.run(cmd, capture_output=True, text=True)
+        if got.returncode:
+            raise SystemExit(f"size {n} failed: {got.stderr.strip().splitlines()[-1:]}")
         res = json.loads(got.stdout.strip().splitlines()[-1])
+        if n <= args.anvil_max:
+            per_account = res["baseline_read_ms"] / n
         print(json.dumps(res), flush=True)
         out["results"].append(res)
     out["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]

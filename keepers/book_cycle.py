@@ -5,17 +5,20 @@ Each block:
 1. the indexer scans the new logs (its reorg machinery rolls back first); the logs' accounts
    (this shard's) become dirty, and a reorg makes every account touched after the fork dirty;
 2. one JSON-RPC batch at the pinned block reads the market table (prices and grades, funding
-   indexes, volatility scalars, configuration) plus the dirty accounts and the reconciliation
-   slice through the lens;
-3. reconciliation: rows read for it (not dirty) are compared with the book; a mismatch is
-   logged, counted (``plimsoll_reconciliation_mismatches``) and repaired (the lens's row is
-   written). The whole shard is reconciled on start (the load) and after a reorg, a rotating
-   slice of ``reconcile_slice`` accounts every ``reconcile_every`` blocks (default: 100
-   accounts every block, so the read and the comparison cost the same each block);
-4. the price screen (float64 products with an error bound) clears most accounts; the ones it
-   cannot clear and the ones it finds liquidatable go through the exact mirror; flagged
-   (options / portfolio margin) accounts go to the options pass when a price or volatility
-   scalar moved, when they changed, or every ``OPTIONS_EVERY`` blocks (time decay).
+   indexes, volatility scalars, configuration) plus the dirty accounts through the lens;
+3. the price screen (float64 products with an error bound) clears most accounts; the ones it
+   cannot clear and the ones it finds liquidatable go through the exact mirror. That is the
+   cycle (``cycle_ms``): the liquidation steps act on its view;
+4. flagged (options / portfolio margin) accounts go to the options pass when a price or
+   volatility scalar moved, when they changed, or every ``OPTIONS_EVERY`` blocks (time decay):
+   their exact rows are built when the pass asks for them (:meth:`BlockView.options`);
+5. reconciliation (:meth:`BookCycle.reconcile`, after the liquidation steps, at the same
+   pinned block: an audit, not on the path to a liquidation): rows read for it are compared
+   with the book; a mismatch is logged, counted (``plimsoll_reconciliation_mismatches``) and
+   repaired (the lens's row is written). The whole shard is reconciled on start (the load)
+   and after a reorg, a rotating slice of ``reconcile_slice`` accounts every
+   ``reconcile_every`` blocks (default: 100 accounts every block, so the read and the
+   comparison cost the same each block).
 
 ``full_reread`` restores the old cycle (every account read and recomputed each block).
 """
@@ -25,7 +28,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,7 +50,9 @@ OPTIONS_EVERY = 10  # [blocks] every option account to plimsoll.pm at least this
 class BlockView:
     """What one block's cycle hands to the liquidation steps.
 
-    ``state``/``result``: the exact rows checked (``order`` and ``flagged`` index into them).
+    ``state``/``result``: the exact rows checked (``order`` indexes into them).
+    :meth:`options`: the same rows followed by the flagged (options / portfolio-margin)
+    accounts due for the options pass, and the indexes of those.
     """
 
     block: int
@@ -54,7 +60,19 @@ class BlockView:
     state: MarginState
     result: MarginResult
     order: npt.NDArray[np.int64]
-    flagged: npt.NDArray[np.int64]
+    _options: Callable[[], tuple[MarginState, MarginResult, npt.NDArray[np.int64]]] | None = field(
+        default=None, repr=False
+    )
+    _built: tuple[MarginState, MarginResult, npt.NDArray[np.int64]] | None = field(
+        default=None, repr=False
+    )
+
+    def options(self) -> tuple[MarginState, MarginResult, npt.NDArray[np.int64]]:
+        """(state, result, flagged rows): built once, on the first call."""
+        if self._built is None:
+            empty = np.zeros(0, dtype=np.int64)
+            self._built = self._options() if self._options else (self.state, self.result, empty)
+        return self._built
 
 
 class BookCycle:
@@ -86,11 +104,17 @@ class BookCycle:
         self.mismatches = 0
         self.reconciled = 0
         self.cycle_ms: deque[float] = deque(maxlen=2000)
+        self.reconcile_ms: deque[float] = deque(maxlen=2000)
+        self._pinned = -1  # the block of the last cycle (reconcile reads at it)
+        self._last_rescan = -1
         indexer.log_sink = self._sink
 
     def _sink(self, logs: list[dict[str, Any]]) -> None:
+        seen = self.book.block if self.book is not None else -1
         for lg in logs:
             bn = int(lg["blockNumber"], 16)
+            if bn <= seen:
+                continue  # a window re-scan: in the book already
             for owner, sub in accounts_in_log(lg):
                 key = (checksum(owner), int(sub))
                 if in_shard(key[0], key[1], self.shard):
@@ -101,11 +125,15 @@ class BookCycle:
 
     # ------------------------------------------------------------------ the cycle
 
-    def cycle(self, head: int) -> BlockView:
-        """Sync, read, reconcile, screen: the exact rows to act on at the synced block."""
+    def cycle(self, head: int, head_block: dict[str, Any] | None = None) -> BlockView:
+        """Sync, read, screen: the exact rows to act on at the synced block.
+
+        ``head_block``: block ``head`` as the caller fetched it (saves the indexer requests).
+        """
         t0 = time.perf_counter()
         self._touched.clear()
-        block = self.indexer.sync(head)
+        block = self.indexer.sync(head, head_block=head_block)
+        self._pinned = block
         if self.full_reread:
             return self._full(block, t0)
         rolled = self.indexer.stats.rolled_back_to
@@ -133,36 +161,56 @@ class BookCycle:
             self.metrics.reconciled.inc(state.n_accounts)
         else:
             book.note_logs(self._touched)
-            dirty = set(book.dirty)
-            check: list[tuple[str, int]] = []
-            if self._recon_all:
-                check = [k for k in book.keys if k not in dirty]
-            elif self.reconcile_every and block - self._last_recon >= self.reconcile_every:
-                check = self._next_slice(book, dirty)
-            state = self.reader.read(sorted(dirty) + check, block)
-            if check:
-                bad = book.diff(state, set(check))
-                self.reconciled += len(check)
-                self.metrics.reconciled.inc(len(check))
-                self._last_recon = block
-                if bad:
-                    self.mismatches += len(bad)
-                    self.metrics.reconciliation_mismatches.inc(len(bad))
-                    log(
-                        logger,
-                        logging.WARNING,
-                        "reconciliation mismatch: repaired from the lens",
-                        block=block,
-                        accounts=len(bad),
-                        first=f"{bad[0][0]}:{bad[0][1]}",
-                    )
+            state = self.reader.read(sorted(book.dirty), block)
             book.set_markets(state)  # first: a listing widens the book's columns
             written = book.write(state)
             book.applied(block)
-            self._recon_all = False
         view = self._screen(book, block, written)
         self.cycle_ms.append((time.perf_counter() - t0) * 1000)
         return view
+
+    def reconcile(self) -> int:
+        """Compare the accounts due (all after a reorg, else the rotating slice when
+        ``reconcile_every`` blocks passed) with the lens at the last cycle's block; repair and
+        count mismatches. Returns the accounts compared."""
+        book, block = self.book, self._pinned
+        if book is None or book.block != block or block < 0:
+            return 0
+        t0 = time.perf_counter()
+        check: list[tuple[str, int]] = []
+        if self._recon_all:
+            check = list(book.keys)
+        elif self.reconcile_every and block - self._last_recon >= self.reconcile_every:
+            check = self._next_slice(book, set())
+        ix = self.indexer
+        if ix.rescan_every == 0 and block - self._last_rescan >= max(1, ix.rescan_depth):
+            # The indexer's window re-scan (logs a node served late), off the block's path:
+            # every account those logs name is compared, so a late log shows as a mismatch.
+            late = [k for k in ix.rescan() if in_shard(k[0], k[1], self.shard)]
+            self._last_rescan = block
+            check = list(dict.fromkeys(check + late))
+        if not check:
+            return 0
+        state = self.reader.read(check, block)
+        bad = book.diff(state, set(check))
+        self.reconciled += len(check)
+        self.metrics.reconciled.inc(len(check))
+        self._last_recon = block
+        self._recon_all = False
+        if bad:
+            book.write(state)
+            self.mismatches += len(bad)
+            self.metrics.reconciliation_mismatches.inc(len(bad))
+            log(
+                logger,
+                logging.WARNING,
+                "reconciliation mismatch: repaired from the lens",
+                block=block,
+                accounts=len(bad),
+                first=f"{bad[0][0]}:{bad[0][1]}",
+            )
+        self.reconcile_ms.append((time.perf_counter() - t0) * 1000)
+        return len(check)
 
     def _next_slice(self, book: AccountBook, dirty: set[tuple[str, int]]) -> list[tuple[str, int]]:
         n = len(book.keys)
@@ -192,15 +240,17 @@ class BookCycle:
         moved = market_key != self._last_market or (block % OPTIONS_EVERY == 0)
         flagged_all = book.flagged_to_check(written, moved)
         self._last_market = market_key
-        if len(flagged_all):
+
+        def options() -> tuple[MarginState, MarginResult, npt.NDArray[np.int64]]:
             # The options pass needs every flagged row's exact state: a second, small subset.
+            if not len(flagged_all):
+                return state, result, np.zeros(0, dtype=np.int64)
             fstate = book.subset(flagged_all)
             fresult = compute_margin(fstate)
-            state, result, rows_all = _concat(state, result, fstate, fresult)
-            flagged = np.arange(len(rows), len(rows_all), dtype=np.int64)
-        else:
-            flagged = np.zeros(0, dtype=np.int64)
-        return BlockView(block, book.n, state, result, order, flagged)
+            both, both_result, rows_all = _concat(state, result, fstate, fresult)
+            return both, both_result, np.arange(len(rows), len(rows_all), dtype=np.int64)
+
+        return BlockView(block, book.n, state, result, order, options)
 
     def _full(self, block: int, t0: float) -> BlockView:
         """Today's cycle: every account read and recomputed exactly."""
@@ -220,8 +270,9 @@ class BookCycle:
         idx = np.flatnonzero(keep)
         order = idx[np.argsort(result.health[idx], kind="stable")].astype(np.int64)
         self.cycle_ms.append((time.perf_counter() - t0) * 1000)
+        flagged = np.flatnonzero(flagged_mask).astype(np.int64)
         return BlockView(
-            block, state.n_accounts, state, result, order, np.flatnonzero(flagged_mask)
+            block, state.n_accounts, state, result, order, lambda: (state, result, flagged)
         )
 
 

@@ -105,6 +105,10 @@ class LiquidationKeeper(Sending, OptionsPass, PoolPass):
             int(dep.get("deploy_block", 0)),
             rpc=self.rpc,
             options=dep["contracts"].get("OptionsMarket"),
+            # The cycle scans only new blocks; the 12-block window is re-scanned every 12
+            # blocks after the block's transactions are out (BookCycle.reconcile). Reorgs are
+            # caught by the hash check of every sync.
+            rescan_every=0,
         )
         self.reader = StateReader(w3, dep["contracts"]["Plimsoll"], lens, rpc=self.rpc)
         self.cycle = BookCycle(
@@ -255,7 +259,7 @@ class LiquidationKeeper(Sending, OptionsPass, PoolPass):
             # Receipts and nonce reconciliation first: what just mined is not "in flight".
             self._finish(self.sender.poll())
         with self.metrics.block_seconds.time():
-            self.on_block(head)
+            self.on_block(head, latest)
         if self.sender is not None and self.can_send()[0]:
             self.sender.fill_gaps()
         self.last_hash = head_hash
@@ -265,9 +269,9 @@ class LiquidationKeeper(Sending, OptionsPass, PoolPass):
         self.metrics.rpc_errors.inc()
         log(logger, logging.WARNING, "rpc error, retrying", error=str(e)[:300], retry_in_s=backoff)
 
-    def on_block(self, head: int) -> None:
+    def on_block(self, head: int, head_block: Any = None) -> None:
         t0 = time.perf_counter()
-        view = self.cycle.cycle(head)
+        view = self.cycle.cycle(head, head_block)
         self.metrics.cycle_seconds.observe(time.perf_counter() - t0)
         block = view.block
         self.metrics.accounts.set(view.accounts)
@@ -284,14 +288,17 @@ class LiquidationKeeper(Sending, OptionsPass, PoolPass):
         state, result, order = view.state, view.result, view.order
         # Most under-margined first (the exact mirror decides). Accounts that touch a feed
         # which cannot be trusted (price 0: stale, out of bounds) are left out until a fresh
-        # price arrives; the contract would refuse to liquidate them anyway. Option and
-        # portfolio-margin accounts go to the options pass (plimsoll.pm, witness liquidations).
-        if len(view.flagged) and self.options is not None:
-            self._options_pass(state, result, view.flagged, block)
+        # price arrives; the contract would refuse to liquidate them anyway.
         liquidatable = len(order)
         self.metrics.liquidatable.set(len(order))
         if len(order):
             self._liquidate_batch(state, result, order[: self.cfg.max_per_block], block)
+        # Option and portfolio-margin accounts: the options pass (plimsoll.pm, witness
+        # liquidations) on the rows the book marks due.
+        if self.options is not None:
+            ostate, oresult, flagged = view.options()
+            if len(flagged):
+                self._options_pass(ostate, oresult, flagged, block)
         accounts = range(view.accounts)
         if not self._kill_logged:
             # Pool duty: price pending LP requests as soon as the pool can (keepers/pool_pass).
@@ -299,6 +306,11 @@ class LiquidationKeeper(Sending, OptionsPass, PoolPass):
                 self._pool_pass(block)
             except Exception as e:  # noqa: BLE001 - a pool read must not stop liquidations
                 log(logger, logging.WARNING, "pool pass failed", block=block, error=str(e)[:200])
+        # The book's audit, after the block's transactions are out (keepers/book_cycle.py).
+        try:
+            self.cycle.reconcile()
+        except (requests.RequestException, OSError, PlimsollError) as e:
+            log(logger, logging.WARNING, "reconciliation failed", block=block, error=str(e)[:200])
         if self.last_block < 0:
             log(logger, logging.INFO, "synced", block=block, accounts=len(accounts))
         self.last_block = block

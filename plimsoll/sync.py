@@ -161,6 +161,19 @@ class RpcClient:
         return [_result(m, r) for (m, _), r in zip(calls, resp, strict=True)]
 
 
+def _hex(x: Any) -> str:
+    if isinstance(x, (bytes, bytearray)):
+        return "0x" + bytes(x).hex()
+    return str(x) if not isinstance(x, int) else hex(x)
+
+
+def _head_tuple(blk: Any) -> tuple[int, str, str]:
+    """(number, hash, parent hash) of a block as a node or web3 returns it."""
+    n = blk["number"]
+    number = n if isinstance(n, int) else int(str(n), 16)
+    return number, _hex(blk["hash"]), _hex(blk["parentHash"])
+
+
 def _result(method: str, resp: Any) -> Any:
     if not isinstance(resp, dict):
         raise RpcError(method, None, f"malformed answer {resp!r:.200}")
@@ -343,7 +356,14 @@ class AccountIndexer:
     chunk_size : int
         Largest block range per ``eth_getLogs`` (halved on refusals, grown back up to this).
     rescan_depth : int
-        Blocks re-scanned below the checkpoint whenever the head changes (and on start).
+        Blocks re-scanned below the checkpoint (on start, and see ``rescan_every``): logs a
+        node served late (a load-balanced provider's log index lagging its head) are found.
+    rescan_every : int
+        Re-scan that window when the head has moved this many blocks since the last re-scan;
+        in between only the new blocks are scanned (1: every new head, the default). 0: only on
+        the first sync; the caller re-scans with :meth:`rescan` when it has time (the keeper:
+        after a block's transactions are out). Reorgs do not depend on it: the checkpoint's
+        hash is checked on every sync.
     hash_window : int
         Recent block hashes kept for reorg detection (>= ``rescan_depth``); a reorg deeper
         than this falls back to a full re-scan.
@@ -368,6 +388,7 @@ class AccountIndexer:
         *,
         chunk_size: int = 10_000,
         rescan_depth: int = 12,
+        rescan_every: int = 1,
         hash_window: int = 128,
         rpc: RpcClient | None = None,
         progress: ProgressCallback | None = None,
@@ -382,6 +403,8 @@ class AccountIndexer:
         self.max_chunk = int(chunk_size)
         self.chunk = int(chunk_size)
         self.rescan_depth = max(0, int(rescan_depth))
+        self.rescan_every = max(0, int(rescan_every))
+        self._rescanned = -(2**62)  # head of the last window re-scan
         self.hash_window = max(int(hash_window), self.rescan_depth + 1, 2)
         self.rpc = rpc or RpcClient(w3)
         self.progress = progress
@@ -396,6 +419,10 @@ class AccountIndexer:
         # Serialized SQLite (threadsafety 3): a keeper may be built in one thread and run in
         # another, and health/metrics threads may read while it writes.
         self.db = sqlite3.connect(str(db_path), check_same_thread=False)
+        # WAL without a sync per commit: a crash may lose the last checkpoints, which the next
+        # sync scans again (the index is a cache of the chain); a commit costs ~0.1 ms, not 2.
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
         self._check_meta()
 
@@ -534,7 +561,12 @@ class AccountIndexer:
         self.stats.reorgs += 1
         self.stats.rolled_back_to.append(fork)
 
-    def check_reorg(self, head: int | None = None, head_hash: str | None = None) -> int | None:
+    def check_reorg(
+        self,
+        head: int | None = None,
+        head_hash: str | None = None,
+        parent_hash: str | None = None,
+    ) -> int | None:
         """Compare the stored hash of the last scanned block with the chain's.
 
         Parameters
@@ -543,6 +575,8 @@ class AccountIndexer:
             The chain's head number (asked for when omitted).
         head_hash : str, optional
             The head's hash, if known: saves a request when the head has not moved.
+        parent_hash : str, optional
+            The head's parent hash, if known: saves a request when the head moved by one.
 
         Returns
         -------
@@ -557,6 +591,8 @@ class AccountIndexer:
         stored = self._stored_hash(last)
         if last == head and head_hash is not None:
             chain: str | None = head_hash
+        elif last == head - 1 and parent_hash is not None:
+            chain = parent_hash
         else:
             chain = self._block_hashes([last])[last] if last <= head else None
         if stored is not None and chain == stored:
@@ -567,11 +603,19 @@ class AccountIndexer:
 
     # ------------------------------------------------------------------ sync
 
-    def sync(self, to_block: int | None = None, max_attempts: int = 5) -> int:
+    def sync(
+        self,
+        to_block: int | None = None,
+        max_attempts: int = 5,
+        head_block: dict[str, Any] | None = None,
+    ) -> int:
         """Index up to ``to_block`` (default: the head); returns the block indexed to.
 
-        Re-scans the last ``rescan_depth`` blocks below the checkpoint whenever the head moved
-        (or on the first sync of this instance), after rolling back any reorg.
+        Re-scans the last ``rescan_depth`` blocks below the checkpoint on the first sync of this
+        instance and every ``rescan_every`` blocks, after rolling back any reorg.
+        ``head_block``: the block ``to_block`` as the caller just fetched it (``number``,
+        ``hash``, ``parentHash``; ints, hex strings or bytes): saves the requests for its hash
+        and for the checkpoint's when the head moved by one.
 
         Raises
         ------
@@ -579,37 +623,47 @@ class AccountIndexer:
             The node keeps refusing, or the chain keeps reorganizing under the scan.
         """
         self.stats = IndexStats()
+        given = _head_tuple(head_block) if head_block is not None else None
+        if given is not None and to_block is not None and given[0] != to_block:
+            given = None
         for _ in range(max_attempts):
-            if self._sync_once(to_block):
+            if self._sync_once(to_block, given):
                 self._started = True
                 last = self.last_block
                 return self.deploy_block - 1 if last is None else last
             self.stats.restarts += 1
+            given = None  # the chain moved under us: ask again
         raise SyncError(f"the chain reorganized during {max_attempts} sync attempts")
 
-    def _head(self, to_block: int | None) -> tuple[int, str] | None:
+    def _head(self, to_block: int | None) -> tuple[int, str, str] | None:
         tag = "latest" if to_block is None else hex(to_block)
         blk = self.rpc.call("eth_getBlockByNumber", [tag, False])
-        return None if blk is None else (int(blk["number"], 16), str(blk["hash"]))
+        return None if blk is None else _head_tuple(blk)
 
-    def _sync_once(self, to_block: int | None) -> bool:
-        got = self._head(to_block)
+    def _sync_once(self, to_block: int | None, given: tuple[int, str, str] | None) -> bool:
+        got = given or self._head(to_block)
         if got is None:
             raise SyncError(f"the chain has no block {to_block}")
-        head, head_hash = got
-        fork = self.check_reorg(head, head_hash)
+        head, head_hash, parent_hash = got
+        fork = self.check_reorg(head, head_hash, parent_hash)
         last = self.last_block
         if last is not None and last == head and fork is None and self._started:
             return True  # same head, same hash: nothing new
         if head < self.deploy_block:
             return True
-        start = (
-            self.deploy_block
-            if last is None
-            else max(self.deploy_block, last - self.rescan_depth + 1)
+        rescan = not self._started or (
+            self.rescan_every > 0 and head - self._rescanned >= self.rescan_every
         )
+        if last is None:
+            start = self.deploy_block
+        elif rescan:
+            start = max(self.deploy_block, last - self.rescan_depth + 1)
+        else:
+            start = last + 1
         if start > head:
             return True
+        if rescan:
+            self._rescanned = head
         self.stats.from_block, self.stats.to_block = start, head
         # Hashes of the recent window: stored ones up to the (verified) checkpoint are kept,
         # newer ones are fetched in one batch. Logs in the window must carry these hashes.
@@ -646,19 +700,55 @@ class AccountIndexer:
                 self.progress("index", stop - start + 1, total)
         return True
 
+    def rescan(self) -> list[tuple[str, int]]:
+        """Fetch the logs of the indexed blocks since the last re-scan again (at least the last
+        ``rescan_depth``, at most the hash window): logs a node served late. Returns every
+        account they name, to be compared with the chain by the caller; new accounts are
+        indexed. Nothing is returned when a log's block hash is not the one indexed: the chain
+        reorganized, and the next :meth:`sync` rolls back."""
+        last = self.last_block
+        if last is None:
+            return []
+        since = min(last - self.rescan_depth + 1, self._rescanned + 1)
+        start = max(self.deploy_block, last - self.hash_window + 1, since)
+        stored = dict(
+            self.db.execute(
+                "SELECT number, hash FROM blocks WHERE number BETWEEN ? AND ?", (start, last)
+            ).fetchall()
+        )
+        rows: dict[tuple[str, int], int] = {}
+        for _stop, logs in self._logs_adaptive(start, last):
+            for log in logs:
+                bn = int(log["blockNumber"], 16)
+                if bn > last or log.get("removed"):
+                    continue
+                if stored.get(bn) not in (None, log.get("blockHash")):
+                    return []
+                for key in accounts_in_log(log):
+                    if rows.get(key, bn + 1) > bn:
+                        rows[key] = bn
+        with self.db:
+            self.stats.new_accounts += self._upsert_accounts(rows)
+        self._rescanned = last
+        return [(checksum(o), int(s)) for o, s in rows]
+
+    def _upsert_accounts(self, rows: dict[tuple[str, int], int]) -> int:
+        """Index accounts (first block seen); returns how many were new. In a transaction."""
+        before = self.db.total_changes
+        self.db.executemany(
+            "INSERT INTO accounts (owner, subaccount, first_block) VALUES (?, ?, ?) "
+            "ON CONFLICT (owner, subaccount) DO UPDATE "
+            "SET first_block = min(first_block, excluded.first_block) "
+            "WHERE excluded.first_block < first_block",
+            [(checksum(o), str(s), b) for (o, s), b in rows.items()],
+        )
+        return self.db.total_changes - before
+
     def _commit_chunk(
         self, stop: int, rows: dict[tuple[str, int], int], hashes: dict[int, str | None]
     ) -> None:
-        before = self.db.total_changes
         with self.db:
-            self.db.executemany(
-                "INSERT INTO accounts (owner, subaccount, first_block) VALUES (?, ?, ?) "
-                "ON CONFLICT (owner, subaccount) DO UPDATE "
-                "SET first_block = min(first_block, excluded.first_block) "
-                "WHERE excluded.first_block < first_block",
-                [(checksum(o), str(s), b) for (o, s), b in rows.items()],
-            )
-            new = self.db.total_changes - before
+            new = self._upsert_accounts(rows)
             self.db.executemany(
                 "INSERT OR REPLACE INTO blocks (number, hash) VALUES (?, ?)",
                 [(n, h) for n, h in hashes.items() if n <= stop and h is not None],
@@ -695,6 +785,28 @@ def deploy_lens(w3: Web3, sender: str) -> Contract:
 
 _READ_ACCOUNTS = keccak(text="readAccounts(address,address[],uint256[])")[:4]
 _READ_MARKETS = keccak(text="readMarkets(address)")[:4]
+
+
+def encode_accounts_args(core: str, owners: Sequence[bytes], subs: Sequence[int]) -> bytes:
+    """ABI encoding of ``(address core, address[] owners, uint256[] subs)``, as
+    ``eth_abi.encode`` gives it (a test checks), written out: the keeper encodes these every
+    block and eth_abi's generic encoder cost ~0.1 ms per account."""
+    n = len(owners)
+    if len(subs) != n:
+        raise ValueError("owners and subs differ in length")
+    if any(len(o) != 20 for o in owners):
+        raise ValueError("an owner is not a 20-byte address")
+    if any(not 0 <= s < 2**256 for s in subs):
+        raise ValueError("a subaccount is outside uint256")
+    head = bytes(12) + bytes.fromhex(core[2:])
+    head += (96).to_bytes(32, "big") + (96 + 32 + 32 * n).to_bytes(32, "big")
+    body = [n.to_bytes(32, "big")]
+    body += [bytes(12) + o for o in owners]
+    body.append(n.to_bytes(32, "big"))
+    body += [int(s).to_bytes(32, "big") for s in subs]
+    return head + b"".join(body)
+
+
 _MARKETS_TYPE: str | None = None
 
 
@@ -855,9 +967,8 @@ class StateReader:
         subs = [int(s) for _, s in accounts]
         calls = [self._markets_call(block)]
         for i in range(0, len(owners), self.batch_size):
-            data = _READ_ACCOUNTS + abi_encode(
-                ["address", "address[]", "uint256[]"],
-                [self.core, raw_owners[i : i + self.batch_size], subs[i : i + self.batch_size]],
+            data = _READ_ACCOUNTS + encode_accounts_args(
+                self.core, raw_owners[i : i + self.batch_size], subs[i : i + self.batch_size]
             )
             calls.append(self._eth_call(data, block))
         results: list[Any] = []

@@ -5,6 +5,7 @@ reconciliation, counted and repaired; the screened liquidatable set equals the f
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,3 +71,35 @@ def test_screened_liquidatable_set_equals_the_full_reread_after_a_crash(
     assert want, "the crash should leave liquidatable accounts"
     assert got == want
     assert book_k.summary()["cycle_ms_p99"] > 0
+
+
+def test_a_log_the_node_served_late_is_found_by_the_window_rescan_and_repaired(
+    setup: Setup, tmp_path: Path
+) -> None:
+    s = setup
+    # No rotating slice: only the window re-scan (every 12 blocks, after the block's work) can
+    # find the change.
+    k = s.keeper(tmp_path, None, "late", dry_run=True, reconcile_every=0)
+    k.on_block(s.w3.eth.block_number)
+    book = k.cycle.book
+    assert book is not None
+    ix = k.indexer
+    real = ix._get_logs
+
+    def lagging(start: int, end: int) -> list[dict[str, Any]]:
+        # A node whose log index lags its head: the newest block's logs are missing.
+        return [lg for lg in real(start, end) if int(lg["blockNumber"], 16) < end]
+
+    ix._get_logs = lagging  # type: ignore[method-assign]
+    s.dep.send(s.dep.core.functions.trade(0, 0, wad(0.2), 0), s.traders[2])
+    head = s.w3.eth.block_number
+    k.cycle._last_rescan = head  # the re-scan is not due yet
+    k.on_block(head)
+    assert book.diff(_full_read(k, head)) == [(s.traders[2], 0)]  # the book missed the trade
+    ix._get_logs = real
+    s.w3.provider.make_request("anvil_mine", [hex(12)])  # type: ignore[arg-type]
+    head = s.w3.eth.block_number
+    k.on_block(head)  # the re-scan is due: the late log names the account, which is compared
+    assert k.cycle.mismatches == 1
+    assert k.metrics.reconciliation_mismatches._value.get() == 1
+    assert book.diff(_full_read(k, head)) == []

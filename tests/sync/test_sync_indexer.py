@@ -241,3 +241,74 @@ def test_reorg_deeper_than_the_window_rescans_everything(
     assert ix.stats.rolled_back_to == [dep.block - 1]  # no stored hash left on the chain
     assert ix.stats.from_block == dep.block
     assert set(ix.accounts()) == chain_accounts(dep) == {(alice, 0), (bob, 9)}
+
+
+def test_new_heads_scan_only_new_blocks_and_the_window_rescan_finds_late_logs(
+    dep: Deployment, actor: Actor, accounts: list[str], make_indexer: Any
+) -> None:
+    alice, bob = accounts[1:3]
+    actor.usdc(alice, 0, 100)
+    ix = make_indexer(rescan_every=0)
+    head = ix.sync()
+    assert ix.stats.from_block == dep.block
+    actor.usdc(bob, 3, 100)  # mint, approve, deposit: the deposit's log is in the last block
+    real = ix._get_logs
+
+    def lagging(start: int, end: int) -> list[dict[str, Any]]:
+        # A node whose log index lags its head: the newest block's logs are missing.
+        return [lg for lg in real(start, end) if int(lg["blockNumber"], 16) < end]
+
+    ix._get_logs = lagging
+    head2 = ix.sync()
+    assert (ix.stats.from_block, ix.stats.to_block) == (head + 1, head2)  # new blocks only
+    assert (bob, 3) not in set(ix.accounts())
+    ix._get_logs = real
+    late = ix.rescan()  # the last 12 blocks again
+    assert (bob, 3) in late
+    assert set(ix.accounts()) == {(alice, 0), (bob, 3)} == chain_accounts(dep)
+    # The next head scans one block: the window is not re-read on every head.
+    actor.mine(1)
+    ix.sync()
+    assert (ix.stats.from_block, ix.stats.to_block) == (head2 + 1, head2 + 1)
+
+
+def test_rescan_every_n_heads_rereads_the_window_then_only_new_blocks(
+    dep: Deployment, actor: Actor, accounts: list[str], make_indexer: Any
+) -> None:
+    actor.usdc(accounts[1], 0, 100)
+    actor.mine(20)
+    ix = make_indexer(rescan_every=3)
+    head = ix.sync()
+    spans = []
+    for _ in range(4):
+        actor.mine(1)
+        ix.sync()
+        spans.append(ix.stats.to_block - ix.stats.from_block + 1)
+    assert ix.last_block == head + 4
+    assert spans == [1, 1, 13, 1]  # the window (12) + the new block every third head
+
+
+def test_a_head_block_from_the_caller_saves_requests_and_a_reorg_is_still_seen(
+    dep: Deployment, actor: Actor, accounts: list[str], make_indexer: Any
+) -> None:
+    w3 = dep.w3
+    alice = accounts[1]
+    actor.usdc(alice, 0, 100)
+    actor.fund(alice, 0, token_units(5, 6))
+    ix = make_indexer(rescan_every=0)
+    ix.sync()
+    actor.mine(1)
+    blk = w3.eth.get_block("latest")
+    ix.rpc.reset()
+    assert ix.sync(blk["number"], head_block=dict(blk)) == blk["number"]
+    assert ix.rpc.by_method == {"eth_getLogs": 1}  # no block or hash request
+    assert ix.stats.reorgs == 0
+    # The checkpoint block replaced (by one holding a new account), then one more block: the
+    # new head's parent is not the checkpoint.
+    data = dep.core.functions.deposit(7, 0, token_units(5, 6))._encode_transaction_data()
+    _reorg(w3, 1, [({"from": alice, "to": dep.core.address, "data": data, "gas": 300_000}, 0)])
+    actor.mine(1)
+    blk = w3.eth.get_block("latest")
+    ix.sync(blk["number"], head_block=dict(blk))
+    assert ix.stats.reorgs == 1
+    assert set(ix.accounts()) == chain_accounts(dep) == {(alice, 0), (alice, 7)}

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import Actor, populate
 from web3 import Web3
 from web3.contract import Contract
@@ -198,3 +200,33 @@ def test_checksum_matches_eth_utils() -> None:
         checksum(bad)
     with pytest.raises(ValueError):
         checksum("0x1234")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    core=st.binary(min_size=20, max_size=20),
+    rows=st.lists(
+        st.tuples(st.binary(min_size=20, max_size=20), st.integers(0, 2**256 - 1)), max_size=40
+    ),
+)
+def test_account_arguments_encode_as_eth_abi_does(core: bytes, rows: list[tuple[bytes, int]]) -> None:
+    from eth_abi import encode
+
+    from plimsoll.sync import encode_accounts_args
+
+    owners, subs = [o for o, _ in rows], [s for _, s in rows]
+    core_hex = "0x" + core.hex()
+    want = encode(["address", "address[]", "uint256[]"], [core_hex, owners, subs])
+    assert encode_accounts_args(core_hex, owners, subs) == want
+
+
+def test_account_arguments_refuse_what_eth_abi_would() -> None:
+    from plimsoll.sync import encode_accounts_args
+
+    core = "0x" + "11" * 20
+    with pytest.raises(ValueError):
+        encode_accounts_args(core, [b"\x01" * 19], [0])
+    with pytest.raises(ValueError):
+        encode_accounts_args(core, [b"\x01" * 20], [2**256])
+    with pytest.raises(ValueError):
+        encode_accounts_args(core, [b"\x01" * 20], [])
