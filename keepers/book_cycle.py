@@ -60,6 +60,9 @@ class BlockView:
     state: MarginState
     result: MarginResult
     order: npt.NDArray[np.int64]
+    #: accounts whose rows were read this block (logs named them, a reorg, the load); None:
+    #: every account (the full re-read)
+    changed: frozenset[tuple[str, int]] | None = None
     _options: Callable[[], tuple[MarginState, MarginResult, npt.NDArray[np.int64]]] | None = field(
         default=None, repr=False
     )
@@ -107,6 +110,9 @@ class BookCycle:
         self.reconcile_ms: deque[float] = deque(maxlen=2000)
         self._pinned = -1  # the block of the last cycle (reconcile reads at it)
         self._last_rescan = -1
+        # Rows the reconciliation repaired: reported as changed by the next cycle (the options
+        # pass reads their positions again).
+        self._repaired: set[tuple[str, int]] = set()
         indexer.log_sink = self._sink
 
     def _sink(self, logs: list[dict[str, Any]]) -> None:
@@ -199,6 +205,7 @@ class BookCycle:
         self._recon_all = False
         if bad:
             book.write(state)
+            self._repaired.update(bad)
             self.mismatches += len(bad)
             self.metrics.reconciliation_mismatches.inc(len(bad))
             log(
@@ -250,7 +257,9 @@ class BookCycle:
             both, both_result, rows_all = _concat(state, result, fstate, fresult)
             return both, both_result, np.arange(len(rows), len(rows_all), dtype=np.int64)
 
-        return BlockView(block, book.n, state, result, order, options)
+        changed = frozenset({book.keys[int(r)] for r in written} | self._repaired)
+        self._repaired.clear()
+        return BlockView(block, book.n, state, result, order, changed, options)
 
     def _full(self, block: int, t0: float) -> BlockView:
         """Today's cycle: every account read and recomputed exactly."""
@@ -272,7 +281,7 @@ class BookCycle:
         self.cycle_ms.append((time.perf_counter() - t0) * 1000)
         flagged = np.flatnonzero(flagged_mask).astype(np.int64)
         return BlockView(
-            block, state.n_accounts, state, result, order, lambda: (state, result, flagged)
+            block, state.n_accounts, state, result, order, None, lambda: (state, result, flagged)
         )
 
 

@@ -174,6 +174,9 @@ class LiquidationKeeper(Sending, OptionsPass, PoolPass):
         # so a block reads only new series and expired ones still waiting for their price.
         self._series: list[pm.Series] = []
         self._router: Any = None  # the core's oracle router (an immutable of the core)
+        # Option positions by account: (block read, (series ids, sizes)); read again when a log
+        # named the account (its book row was re-read) or after POSITIONS_MAX_AGE blocks.
+        self._positions: dict[tuple[str, int], tuple[int, Any]] = {}
         # Settlement txs sent: ("series", id) or (owner, sub) -> block (re-sent after 5 blocks).
         self.settling: dict[tuple[str, int], int] = {}
         liq = self.client.core.functions.liquidationConfig().call()
@@ -298,7 +301,7 @@ class LiquidationKeeper(Sending, OptionsPass, PoolPass):
         if self.options is not None:
             ostate, oresult, flagged = view.options()
             if len(flagged):
-                self._options_pass(ostate, oresult, flagged, block)
+                self._options_pass(ostate, oresult, flagged, block, view.changed)
         accounts = range(view.accounts)
         if not self._kill_logged:
             # Pool duty: price pending LP requests as soon as the pool can (keepers/pool_pass).

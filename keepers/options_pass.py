@@ -31,6 +31,10 @@ logger = logging.getLogger("plimsoll.liquidator")
 
 OPTIONS_LIQUIDATE_GAS = 3_000_000  # most gas of a liquidation of an option account [gas]
 SETTLE_GAS = 1_500_000
+#: [blocks] an account's option positions are read again at least this often, even when no log
+#: named it (positions change only with OptionTraded / OptionSettled / OptionsLiquidated, which
+#: name the account: this bounds the damage of a log the node never served).
+POSITIONS_MAX_AGE = 64
 _SEL_WITNESS = keccak(text="liquidateWitness(address,uint256,uint256)")[:4]
 
 
@@ -63,6 +67,7 @@ class OptionsPass:
     stats_settlements: int
     _series: list[pm.Series]
     _router: Any
+    _positions: dict[tuple[str, int], tuple[int, Any]]
 
     def _confirm(self, cands: list[tuple[tuple[str, int], str]], block: int) -> list[int | None]:
         raise NotImplementedError
@@ -102,10 +107,21 @@ class OptionsPass:
             out.append(vals[0] if len(vals) == 1 else vals)
         return out
 
-    def _options_pass(self, state: Any, result: Any, rows: np.ndarray, block: int) -> None:
+    def _options_pass(
+        self,
+        state: Any,
+        result: Any,
+        rows: np.ndarray,
+        block: int,
+        changed: frozenset[tuple[str, int]] | None = None,
+    ) -> None:
         """Option and portfolio-margin accounts: the whole grid for all of them at once
         (plimsoll.pm), then `liquidate` (standard mode) or `liquidateWitness` on each
-        account's worst scenarios (portfolio mode), confirmed and sent like the others."""
+        account's worst scenarios (portfolio mode), confirmed and sent like the others.
+
+        ``changed``: accounts whose book rows were re-read this block (a log named them); the
+        positions of the others come from the cache unless older than ``POSITIONS_MAX_AGE``.
+        None reads every account's positions."""
         assert self.options is not None
         opts = self.options
         if self._router is None:
@@ -118,11 +134,18 @@ class OptionsPass:
             self._series = []
         fetch = series_to_read(self._series, n_series, int(state.timestamp))
         nm = state.n_markets
+        cache = self._positions
+        stale = block - POSITIONS_MAX_AGE
+        need = [
+            k
+            for k in keys
+            if changed is None or k in changed or k not in cache or cache[k][0] < stale
+        ]
         head = self._calls(
             [(opts, "series", (i,)) for i in fetch]
             + [(opts, "optionsConfig", (m,)) for m in range(nm)]
             + [(opts, "portfolioConfig", ())]
-            + [(opts, "positions", k) for k in keys],
+            + [(opts, "positions", k) for k in need],
             block,
         )
         for i, x in zip(fetch, head[: len(fetch)], strict=True):
@@ -134,7 +157,9 @@ class OptionsPass:
         series = self._series
         cfgs = head[len(fetch) : len(fetch) + nm]
         pcfg = pm.PortfolioConfig.from_wad_tuple(head[len(fetch) + nm])
-        held = head[len(fetch) + nm + 1 :]
+        for k, got in zip(need, head[len(fetch) + nm + 1 :], strict=True):
+            cache[k] = (block, got)
+        held = [cache[k][1] for k in keys]
         ivs = self._calls([(router, "priceInfo", (int(c[0]) or 1,)) for c in cfgs], block)
         iv_ok = [int(c[0]) != 0 and int(v[1]) == 0 for c, v in zip(cfgs, ivs, strict=True)]
         market = pm.MarketData(

@@ -109,3 +109,34 @@ def test_series_reads_are_incremental() -> None:
     assert series_to_read(known, 6, now) == [1, 3, 4, 5]
     assert series_to_read(known, 4, now - 100) == []
     assert series_to_read([], 3, now) == [0, 1, 2]
+
+
+def test_option_positions_are_read_again_only_when_a_log_names_the_account(
+    setup: Setup, tmp_path: Path
+) -> None:
+    from keepers.options_pass import POSITIONS_MAX_AGE
+
+    s = setup
+    who = _options_book(s)
+    opts = s.dep.contracts["OptionsMarket"]
+    k = s.keeper(tmp_path, None, "positions", dry_run=True)
+    k.on_block(s.w3.eth.block_number)
+    first = dict(k._positions)
+    assert set(who.values()) <= set(first)
+    s.dep.set_price(1, 2_010)  # a price move: every option account is priced again...
+    k.on_block(s.w3.eth.block_number)
+    assert k._positions == first  # ...from the positions it holds (no log named them)
+    t, sub = who["long"]
+    s.dep.send(opts.functions.trade(sub, 0, wad(2), 0), t)  # OptionTraded names the account
+    head = s.w3.eth.block_number
+    k.on_block(head)
+    block, (ids, sizes) = k._positions[(t, sub)]
+    assert block == head and list(sizes) == [wad(3)]
+    assert all(k._positions[a] == first[a] for a in who.values() if a != (t, sub))
+    # Unchanged accounts are read again once their positions are POSITIONS_MAX_AGE blocks old
+    # (at the next pass: a price move).
+    rpc(s.w3, "anvil_mine", [hex(POSITIONS_MAX_AGE + 1)])
+    s.dep.set_price(1, 2_020)
+    head = s.w3.eth.block_number
+    k.on_block(head)
+    assert all(k._positions[a][0] == head for a in who.values())

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import Actor, populate
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from conftest import Actor, populate
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError
@@ -209,7 +209,9 @@ def test_checksum_matches_eth_utils() -> None:
         st.tuples(st.binary(min_size=20, max_size=20), st.integers(0, 2**256 - 1)), max_size=40
     ),
 )
-def test_account_arguments_encode_as_eth_abi_does(core: bytes, rows: list[tuple[bytes, int]]) -> None:
+def test_account_arguments_encode_as_eth_abi_does(
+    core: bytes, rows: list[tuple[bytes, int]]
+) -> None:
     from eth_abi import encode
 
     from plimsoll.sync import encode_accounts_args
