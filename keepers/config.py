@@ -51,6 +51,9 @@ class KeeperConfig:
     guard_move: float = 0.10
     loss_budget_usd_per_hour: float = 2000.0
     collateral_liquidation: bool = True
+    recovery_purchases: bool = True
+    recovery_max_usd_per_block: float = 250_000.0
+    recovery_every_blocks: int = 1
     health_max_age: float = 5.0
     health_max_lag_blocks: int = 3
     kill_switch_file: Path | None = None
@@ -93,6 +96,9 @@ HELP: dict[str, str] = {
     "guard_move": "adverse move (share of notional) the keeper guards against while waiting",
     "loss_budget_usd_per_hour": "most gas spent at a loss (gas over reward) per rolling hour [USD]",
     "collateral_liquidation": "buy collateral of accounts left with debt and no positions",
+    "recovery_purchases": "buy the protocol's recovered collateral (buyRecovered) when it pays",
+    "recovery_max_usd_per_block": "most cash spent on recovered collateral per block [USD]",
+    "recovery_every_blocks": "blocks between reads of the recovered collateral (1: every block)",
     "health_max_age": "/health fails when the node has not answered for this long [s]",
     "health_max_lag_blocks": "/health fails when this many blocks behind the head",
     "kill_switch_file": "while this file exists nothing is sent (watching goes on)",
