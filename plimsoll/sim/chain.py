@@ -101,6 +101,7 @@ TOPIC_LIQUIDATED = _topic(
 TOPIC_COLLATERAL = _topic("CollateralLiquidated(address,uint256,address,uint256,uint256,uint256)")
 TOPIC_BAD_DEBT = _topic("BadDebtSettled(address,uint256,uint256,uint256,uint256)")
 TOPIC_FORFEITED = _topic("CollateralForfeited(address,uint256,uint256,uint256)")
+TOPIC_RECOVERED = _topic("RecoveredSold(address,uint256,uint256,uint256)")
 
 
 def _addr(topic: str) -> str:
@@ -137,6 +138,19 @@ class CollateralEvent:
 
 
 @dataclass(frozen=True)
+class RecoveredSoldEvent:
+    """One ``RecoveredSold`` event: ``buyer`` bought ``amount`` [token units] of the recovery
+    account's asset ``asset_id`` for ``paid`` [cash token units], paid into the insurance
+    fund."""
+
+    buyer: str
+    asset_id: int
+    amount: int
+    paid: int
+    tx_index: int
+
+
+@dataclass(frozen=True)
 class BadDebtEvent:
     """One ``BadDebtSettled`` event (all [wad USD])."""
 
@@ -161,6 +175,7 @@ class BlockOutcome:
     collateral: list[CollateralEvent] = field(default_factory=list)
     bad_debt: list[BadDebtEvent] = field(default_factory=list)
     forfeited: list[tuple[str, int, int, int]] = field(default_factory=list)
+    recovered_sold: list[RecoveredSoldEvent] = field(default_factory=list)
     insurance_fund: int = 0  # [wad USD] after the block
     lp_share_price: float = 0.0  # [USD per share unit] after the block
     reverted_keeper_txs: int = 0  # the keeper's transactions in this block that reverted
@@ -499,7 +514,13 @@ class ChainWorld:
                     "toBlock": hex(block),
                     "address": self.dep.core.address,
                     "topics": [
-                        [TOPIC_LIQUIDATED, TOPIC_COLLATERAL, TOPIC_BAD_DEBT, TOPIC_FORFEITED]
+                        [
+                            TOPIC_LIQUIDATED,
+                            TOPIC_COLLATERAL,
+                            TOPIC_BAD_DEBT,
+                            TOPIC_FORFEITED,
+                            TOPIC_RECOVERED,
+                        ]
                     ],
                 }
             ],
@@ -530,6 +551,11 @@ class ChainWorld:
             elif t[0] == TOPIC_FORFEITED:
                 (amount,) = abi_decode(["uint256"], data)
                 out.forfeited.append((_addr(t[1]), int(t[2], 16), int(t[3], 16), amount))
+            elif t[0] == TOPIC_RECOVERED:
+                amount, paid = abi_decode(["uint256"] * 2, data)
+                out.recovered_sold.append(
+                    RecoveredSoldEvent(_addr(t[1]), int(t[2], 16), amount, paid, idx)
+                )
         keepers = {k.address.lower() for k in self.keepers}
         receipts = rpc(w3, "eth_getBlockReceipts", [hex(block)]) or []
         for r in receipts:
@@ -836,8 +862,16 @@ def run_chain(
         specs = book_specs(book, cfg)
         accounts = world.open_book(specs)
         ks = cfg.keeper
+        off: tuple[str, ...] = ()
+        if not ks.buy_recovered:  # a boolean flag only turns a key on: off goes in a config
+            conf = workdir / "keeper-no-recovery.toml"
+            conf.write_text("recovery-purchases = false\n")
+            off = ("--config", str(conf))
         world.start_keeper(
             extra=(
+                *off,
+                "--recovery-max-usd-per-block",
+                str(ks.recovery_max_usd_per_block),
                 "--max-per-block",
                 str(ks.max_per_block),
                 "--min-profit-usd",
@@ -922,6 +956,7 @@ class _Runner:
             "lp_value": np.zeros(t + 1),
             "bad_debt": np.zeros((t + 1, 4)),
             "recovered": np.zeros(t + 1),
+            "recovered_sold": np.zeros(t + 1),
             "keeper_gas": np.zeros(t + 1),  # gas the keeper's transactions used in the step
             "keeper_txs": np.zeros(t + 1),  # its transactions mined in the step
             "blocks": np.zeros(t + 1, dtype=np.int64),
@@ -1084,6 +1119,7 @@ class _Runner:
         self.s["blocks"][k] = b - first + 1
         self._pending_bad = totals.bad
         self.s["recovered"][k] = self.s["recovered"][k - 1] + totals.recovered
+        self.s["recovered_sold"][k] = self.s["recovered_sold"][k - 1] + totals.recovered_sold
         self.s["keeper_gas"][k] = totals.keeper_gas
         self.s["keeper_txs"][k] = totals.keeper_txs
         self._record(k, inp.fundamental_price, inp.market_price, posted, b)
@@ -1238,6 +1274,13 @@ class _Runner:
                 c = asset_id - 1
                 px = float(self._mkt[self.c_asset[c]])
                 totals.recovered += amount / 10.0 ** self.c_dec[c] * px
+        for r in out.recovered_sold:
+            # the keeper bought recovered collateral (keepers/recovery_pass.py): the cash went
+            # to the insurance fund; it sells the tokens like those of its collateral purchases
+            c = r.asset_id - 1
+            totals.recovered_sold += r.paid / 10**6
+            seized_usd[self.c_asset[c]] += r.amount / 10.0 ** self.c_dec[c] * cp[c]
+            self.keeper_profit += r.amount / 10.0 ** self.c_dec[c] * cp[c] - r.paid / 10**6
         if self.cfg.feedback.sell_collateral and seized_usd.any():
             self.sell_queue -= seized_usd[None] / self.sell_queue.shape[0]
 
@@ -1276,6 +1319,7 @@ class _Runner:
             lp_value=s["lp_value"][None],
             bad_debt=s["bad_debt"][None],
             recovered=s["recovered"][None],
+            recovered_sold=s["recovered_sold"][None],
             gap_accounts=np.array([float(self.gap_acc.sum())]),
             bad_accounts=np.array([float((self.bad_by_account > 0).sum())]),
             keeper_profit=np.array([self.keeper_profit]),
@@ -1296,3 +1340,4 @@ class _StepTotals:
     waits: list[int] = field(default_factory=list)
     bad: F = field(default_factory=lambda: np.zeros(4))
     recovered: float = 0.0  # [USD] market value of collateral forfeited with a deficit
+    recovered_sold: float = 0.0  # [USD] paid into the insurance fund by buyRecovered
