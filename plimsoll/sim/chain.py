@@ -953,6 +953,7 @@ class _Runner:
             "keeper_wait": np.full(t + 1, np.nan),
             "base_fee": np.zeros(t + 1),
             "insurance": np.zeros(t + 1),
+            "insurance_low": np.zeros(t + 1),  # the lowest after any block of the step
             "lp_value": np.zeros(t + 1),
             "bad_debt": np.zeros((t + 1, 4)),
             "recovered": np.zeros(t + 1),
@@ -1120,6 +1121,7 @@ class _Runner:
         self._pending_bad = totals.bad
         self.s["recovered"][k] = self.s["recovered"][k - 1] + totals.recovered
         self.s["recovered_sold"][k] = self.s["recovered_sold"][k - 1] + totals.recovered_sold
+        self.s["insurance_low"][k] = totals.insurance_low
         self.s["keeper_gas"][k] = totals.keeper_gas
         self.s["keeper_txs"][k] = totals.keeper_txs
         self._record(k, inp.fundamental_price, inp.market_price, posted, b)
@@ -1221,6 +1223,7 @@ class _Runner:
                 self.trader_reverts += 1
         self._trader_txs = left
         totals.keeper_gas += out.keeper_gas
+        totals.insurance_low = min(totals.insurance_low, out.insurance_fund / WAD)
         totals.keeper_txs += out.keeper_txs
         self.keeper_profit -= out.keeper_fees / 1e18 * self.cfg.keeper.gas_token_price
         events: list[tuple[int, Any]] = [(e.tx_index, e) for e in out.bad_debt]
@@ -1289,6 +1292,8 @@ class _Runner:
         s["fundamental"][k], s["market"][k], s["oracle"][k] = fund, market, oracle
         s["base_fee"][k] = self.fee
         s["insurance"][k] = self.world.insurance_fund(block) / WAD
+        if k == 0:
+            s["insurance_low"][0] = s["insurance"][0]
         s["lp_value"][k] = self._lp_value(block) + self._hedge_value
         if k:
             s["bad_debt"][k] = s["bad_debt"][k - 1] + self._pending_bad
@@ -1316,6 +1321,7 @@ class _Runner:
             keeper_wait=s["keeper_wait"][None],
             base_fee=s["base_fee"][None],
             insurance=s["insurance"][None],
+            insurance_low=s["insurance_low"][None],
             lp_value=s["lp_value"][None],
             bad_debt=s["bad_debt"][None],
             recovered=s["recovered"][None],
@@ -1341,3 +1347,4 @@ class _StepTotals:
     bad: F = field(default_factory=lambda: np.zeros(4))
     recovered: float = 0.0  # [USD] market value of collateral forfeited with a deficit
     recovered_sold: float = 0.0  # [USD] paid into the insurance fund by buyRecovered
+    insurance_low: float = float("inf")  # [USD] the fund's lowest after a block of the step

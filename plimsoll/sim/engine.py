@@ -191,7 +191,9 @@ class SimResult:
     collateral_liquidated: F  # (P, T+1)
     keeper_wait: F  # (P, T+1) mean blocks waited by the step's liquidations (nan: none)
     base_fee: F  # (P, T+1) [gwei]
-    insurance: F  # (P, T+1) [USD]
+    insurance: F  # (P, T+1) [USD] at the end of each step
+    insurance_low: F  # (P, T+1) [USD] the fund's lowest point in each step (the last step's end,
+    # or after the step's deficits, before the keeper's purchases of recovered collateral)
     lp_value: F  # (P, T+1) [USD]
     bad_debt: F  # (P, T+1, 4) cumulative [USD] by cause (CAUSES)
     recovered: F  # (P, T+1) cumulative [USD] market value of collateral forfeited with a deficit
@@ -222,7 +224,9 @@ class SimResult:
 
     @property
     def insurance_exhausted(self) -> B:
-        out: B = self.insurance.min(axis=1) <= 1e-9
+        """Whether the fund ran dry at some point (within a step: a purchase of recovered
+        collateral refills it after the deficit that emptied it, the LPs paid the rest)."""
+        out: B = self.insurance_low.min(axis=1) <= 1e-9
         return out
 
     @property
@@ -361,6 +365,8 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
     bad = np.zeros((P, T + 1, 4))
     recovered = np.zeros((P, T + 1))
     recovered_sold = np.zeros((P, T + 1))
+    ins_low = np.zeros((P, T + 1))
+    ins_low[:, 0] = insurance
     rec_bal = np.zeros((C, P))  # [units] collateral held by the recovery account
     mkt_s = np.zeros((P, T + 1, A))
     orc_s = np.zeros((P, T + 1, A))
@@ -570,6 +576,9 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
         # bonus's share of the value) beats the purchase's gas; the cash refills the
         # insurance fund and the keeper sells what it bought like its collateral purchases.
         recovered_sold[:, k] = recovered_sold[:, k - 1]
+        # the step's first block holds the fund as the last step left it; the deficits come
+        # after the penalties, the purchases one block later
+        ins_low[:, k] = np.minimum(out["ins"][:, k - 1], insurance)
         n_rec = np.zeros(P)
         if ks.buy_recovered and np.any(rec_bal > 0):
             bonus = 1 + lc.collateral_bonus
@@ -651,6 +660,7 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
         keeper_wait=out["wait"],
         base_fee=out["fee"],
         insurance=out["ins"],
+        insurance_low=ins_low,
         lp_value=out["lp"],
         bad_debt=bad,
         recovered=recovered,

@@ -17,7 +17,8 @@ What must agree, and how closely:
 * bad debt: per account within 0.01 USD + 1e-6 relative, in total and by cause within
   0.1 USD + 1e-6 relative; the insurance fund and the market value of the collateral
   forfeited with the deficits and the cash the keeper paid for it (``buyRecovered``, its
-  recovery pass, in the step of the deficit), per step, within 0.1 USD + 1e-6 relative; the
+  recovery pass, in the step of the deficit), and the fund's lowest point within each step
+  (after the deficits, before the purchases), per step, within 0.1 USD + 1e-6 relative; the
   LPs' value, as its change from the start, within 1 USD; prices with and without feedback
   and the oracle's, relative 1e-6.
 
@@ -167,6 +168,7 @@ def test_bad_debt_and_insurance_agree(runs: tuple[SimResult, ChainRun]) -> None:
     assert c.bad_accounts[0] == fast.bad_accounts[0]
     assert c.gap_accounts[0] == fast.gap_accounts[0]
     np.testing.assert_allclose(c.insurance[0], fast.insurance[0], rtol=1e-6, atol=0.1)
+    np.testing.assert_allclose(c.insurance_low[0], fast.insurance_low[0], rtol=1e-6, atol=0.1)
     np.testing.assert_allclose(c.recovered[0], fast.recovered[0], rtol=1e-6, atol=0.1)
     np.testing.assert_allclose(
         c.recovered_sold[0], fast.recovered_sold[0], rtol=1e-6, atol=0.1

@@ -158,3 +158,6 @@ def test_bad_debt_is_paid_by_insurance_then_lps_and_never_negative() -> None:
     assert np.all(np.diff(on.recovered_sold[0]) >= 0)
     assert on.insurance[0, -1] > res.insurance[0, -1]
     assert on.insurance[0].min() >= 0
+    # ... but it ran dry within the gap's step (the LPs paid the rest), and says so
+    assert on.insurance_exhausted[0] and on.insurance_low[0].min() <= 1e-9
+    assert np.all(on.insurance_low[0] <= on.insurance[0] + 1e-9)
