@@ -8,10 +8,16 @@ HELP).
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
+from eth_account.signers.local import LocalAccount
+
 from keepers.ops import ConfigError, merge_config, parse_shard, setup_logging
+from plimsoll.keys import write_keystore
 
 
 class _Parser(argparse.ArgumentParser):
@@ -150,3 +156,42 @@ def build_config(argv: list[str]) -> KeeperConfig:
     if "shard" in merged:
         merged["shard"] = parse_shard(str(merged["shard"]))
     return KeeperConfig(**merged)
+
+
+def keeper_command(
+    key: LocalAccount,
+    workdir: Path,
+    name: str,
+    rpc: str,
+    deployment: Path,
+    port: int,
+    password: str = "keeper-password",
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The command line of a liquidation keeper process (``python -m keepers.liquidator``)
+    signing with ``key``: writes its keystore ``<workdir>/<name>.json`` and password file
+    ``<workdir>/<name>.pw`` (mode 0600), its index goes to ``<workdir>/<name>.sqlite`` and its
+    metrics + health to ``port``; ``extra`` flags follow (a later flag wins). The one place
+    scripts/demo.py, the fault suite and the chain simulator build it."""
+    pw = workdir / f"{name}.pw"
+    pw.write_text(password + "\n")
+    os.chmod(pw, 0o600)
+    ks = write_keystore(key, workdir / f"{name}.json", password)
+    return [
+        sys.executable,
+        "-m",
+        "keepers.liquidator",
+        "--rpc",
+        rpc,
+        "--deployment",
+        str(deployment),
+        "--db",
+        str(workdir / f"{name}.sqlite"),
+        "--keystore",
+        str(ks),
+        "--password-file",
+        str(pw),
+        "--port",
+        str(port),
+        *extra,
+    ]

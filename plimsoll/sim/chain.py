@@ -30,10 +30,8 @@ with options or portfolio margin are refused.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -52,7 +50,6 @@ from web3 import Web3
 from plimsoll.chain import LocalNode, free_port
 from plimsoll.deploy import FEED_DECIMALS, Deployment
 from plimsoll.errors import PlimsollError
-from plimsoll.keys import write_keystore
 from plimsoll.sim.engine import SimResult
 from plimsoll.sim.market import external_share
 from plimsoll.sim.model import SimConfig, SimInputError
@@ -353,35 +350,21 @@ class ChainWorld:
         )
         self.mine_now()
         w3.eth.wait_for_transaction_receipt(h, timeout=60)
-        pw = self.workdir / f"{name}.pw"
-        pw.write_text("sim-password\n")
-        os.chmod(pw, 0o600)
-        ks = write_keystore(key, self.workdir / f"{name}.json", "sim-password")
+        from keepers.config import keeper_command  # the SDK imports keepers only lazily
+
         deployment = self.workdir / "deployment.json"
         dep.save(deployment)
         port = free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "keepers.liquidator",
-            "--rpc",
+        cmd = keeper_command(
+            key,
+            self.workdir,
+            name,
             self.node.url,
-            "--deployment",
-            str(deployment),
-            "--db",
-            str(self.workdir / f"{name}.sqlite"),
-            "--keystore",
-            str(ks),
-            "--password-file",
-            str(pw),
-            "--port",
-            str(port),
-            "--poll-interval",
-            "0.02",
-            "--log-level",
-            "warning",
-            *extra,
-        ]
+            deployment,
+            port,
+            password="sim-password",
+            extra=("--poll-interval", "0.02", "--log-level", "warning", *extra),
+        )
         log = self.workdir / f"{name}.log"
         with log.open("w") as err:
             proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
