@@ -8,10 +8,16 @@ HELP).
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
+from eth_account.signers.local import LocalAccount
+
 from keepers.ops import ConfigError, merge_config, parse_shard, setup_logging
+from plimsoll.keys import write_keystore
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +57,9 @@ class KeeperConfig:
     guard_move: float = 0.10
     loss_budget_usd_per_hour: float = 2000.0
     collateral_liquidation: bool = True
+    recovery_purchases: bool = True
+    recovery_max_usd_per_block: float = 250_000.0
+    recovery_every_blocks: int = 1
     health_max_age: float = 5.0
     health_max_lag_blocks: int = 3
     kill_switch_file: Path | None = None
@@ -93,6 +102,9 @@ HELP: dict[str, str] = {
     "guard_move": "adverse move (share of notional) the keeper guards against while waiting",
     "loss_budget_usd_per_hour": "most gas spent at a loss (gas over reward) per rolling hour [USD]",
     "collateral_liquidation": "buy collateral of accounts left with debt and no positions",
+    "recovery_purchases": "buy the protocol's recovered collateral (buyRecovered) when it pays",
+    "recovery_max_usd_per_block": "most cash spent on recovered collateral per block [USD]",
+    "recovery_every_blocks": "blocks between reads of the recovered collateral (1: every block)",
     "health_max_age": "/health fails when the node has not answered for this long [s]",
     "health_max_lag_blocks": "/health fails when this many blocks behind the head",
     "kill_switch_file": "while this file exists nothing is sent (watching goes on)",
@@ -144,3 +156,42 @@ def build_config(argv: list[str]) -> KeeperConfig:
     if "shard" in merged:
         merged["shard"] = parse_shard(str(merged["shard"]))
     return KeeperConfig(**merged)
+
+
+def keeper_command(
+    key: LocalAccount,
+    workdir: Path,
+    name: str,
+    rpc: str,
+    deployment: Path,
+    port: int,
+    password: str = "keeper-password",
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The command line of a liquidation keeper process (``python -m keepers.liquidator``)
+    signing with ``key``: writes its keystore ``<workdir>/<name>.json`` and password file
+    ``<workdir>/<name>.pw`` (mode 0600), its index goes to ``<workdir>/<name>.sqlite`` and its
+    metrics + health to ``port``; ``extra`` flags follow (a later flag wins). The one place
+    scripts/demo.py, the fault suite and the chain simulator build it."""
+    pw = workdir / f"{name}.pw"
+    pw.write_text(password + "\n")
+    os.chmod(pw, 0o600)
+    ks = write_keystore(key, workdir / f"{name}.json", password)
+    return [
+        sys.executable,
+        "-m",
+        "keepers.liquidator",
+        "--rpc",
+        rpc,
+        "--deployment",
+        str(deployment),
+        "--db",
+        str(workdir / f"{name}.sqlite"),
+        "--keystore",
+        str(ks),
+        "--password-file",
+        str(pw),
+        "--port",
+        str(port),
+        *extra,
+    ]

@@ -15,7 +15,8 @@ Each new head (or the same height with another hash: a reorg):
    the calls), confirm each with ``eth_estimateGas`` at the latest block, apply the profit
    rule (:mod:`keepers.profit`) and send (:mod:`keepers.sending`);
 6. option and portfolio-margin accounts, settlement: :mod:`keepers.options_pass`.
-7. pending LP requests of the pool, priced as soon as they can be: :mod:`keepers.pool_pass`.
+7. pending LP requests of the pool, priced as soon as they can be: :mod:`keepers.pool_pass`;
+8. the protocol's recovered collateral, bought when it pays: :mod:`keepers.recovery_pass`.
 
 Losing a race to another keeper is normal: the confirmation sees the account healthy (or the
 transaction reverts on chain); it is counted, never retried in a loop. RPC failures are probed
@@ -63,6 +64,7 @@ from keepers.profit import (
     expected_reward,
     gas_cost_usd,
 )
+from keepers.recovery_pass import RecoveryPass
 from keepers.sending import Sending, Stats
 from plimsoll import pm
 from plimsoll.client import PlimsollClient, load_abi
@@ -77,7 +79,7 @@ __all__ = ["KeeperConfig", "LiquidationKeeper", "Stats", "build_config", "main",
 logger = logging.getLogger("plimsoll.liquidator")
 
 
-class LiquidationKeeper(Sending, OptionsPass, PoolPass):
+class LiquidationKeeper(Sending, OptionsPass, PoolPass, RecoveryPass):
     """One keeper instance (one shard, one signing key)."""
 
     def __init__(
@@ -183,7 +185,7 @@ class LiquidationKeeper(Sending, OptionsPass, PoolPass):
         self.lc = LiquidationParams.from_chain(liq)
         self._approved = False
         self.cash_decimals = int(self.client.cash.functions.decimals().call())
-        if self.sender is not None and cfg.collateral_liquidation:
+        if self.sender is not None and (cfg.collateral_liquidation or cfg.recovery_purchases):
             self._approve_cash()  # once, before the first block: buying collateral pays cash
 
     # ------------------------------------------------------------------ health
@@ -309,6 +311,10 @@ class LiquidationKeeper(Sending, OptionsPass, PoolPass):
                 self._pool_pass(block)
             except Exception as e:  # noqa: BLE001 - a pool read must not stop liquidations
                 log(logger, logging.WARNING, "pool pass failed", block=block, error=str(e)[:200])
+            try:  # the recovery account's collateral, bought when it pays
+                self._recovery_pass(block)
+            except Exception as e:  # noqa: BLE001 - nor must a purchase
+                log(logger, logging.WARNING, "recovery pass failed", block=block, error=str(e)[:99])
         # The book's audit, after the block's transactions are out (keepers/book_cycle.py).
         try:
             self.cycle.reconcile()
@@ -503,6 +509,8 @@ class LiquidationKeeper(Sending, OptionsPass, PoolPass):
             "witness_liquidations_sent": self.stats_witness,
             "settlements_sent": self.stats_settlements,
             "pool_fulfilments_sent": self.stats_fulfilments,
+            "recovery_purchases": self.stats_recovery_purchases,
+            "recovery_paid_usd": round(self.stats_recovery_paid_usd, 2),
             "nonce_reconciliations": snd.reconciliations if snd else 0,
             "replaced": int(self.metrics.replaced._value.get()),
             "lost_txs": s.lost,

@@ -184,6 +184,14 @@ class KeeperMetrics:
         self.loss_budget_used = Gauge(
             "plimsoll_loss_budget_used_usd", "Gas spent at a loss in the last hour", registry=r
         )
+        self.recovery_purchases = Counter(
+            "plimsoll_recovery_purchases", "Recovered collateral purchases mined", registry=r
+        )
+        self.recovery_paid_usd = Counter(
+            "plimsoll_recovery_paid_usd",
+            "Cash paid for recovered collateral (to the insurance fund) [USD]",
+            registry=r,
+        )
         self.reconciliation_mismatches = Counter(
             "plimsoll_reconciliation_mismatches",
             "Book rows that differed from the lens (repaired)",

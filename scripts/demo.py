@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import signal
 import subprocess
@@ -38,10 +37,10 @@ import numpy as np
 from eth_account import Account
 from web3 import Web3
 
+from keepers.config import keeper_command
 from plimsoll.chain import LocalNode, free_port
 from plimsoll.deploy import DEFAULT_PRICES, Deployment, deploy_local
 from plimsoll.errors import PlimsollError
-from plimsoll.keys import write_keystore
 from plimsoll.margin import compute_margin
 from plimsoll.margin_call import in_margin_call
 from plimsoll.sync import StateReader
@@ -115,36 +114,19 @@ def start_keeper(
     _rpc(w3, "anvil_setBalance", [key.address, hex(100 * 10**18)])
     # Cash in the keeper's wallet for buying collateral from accounts left with debt.
     dep.send(dep.cash.functions.mint(key.address, token_units(5_000_000, 6)), dep.admin)
-    password = workdir / "keeper.password"
-    password.write_text("demo-password\n")
-    os.chmod(password, 0o600)
-    keystore = write_keystore(key, workdir / "keeper.json", "demo-password")
     deployment = workdir / "deployment.json"
     dep.save(deployment)
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "keepers.liquidator",
-        "--rpc",
+    cmd = keeper_command(
+        key,
+        workdir,
+        "keeper",
         rpc,
-        "--deployment",
-        str(deployment),
-        "--db",
-        str(workdir / "keeper.sqlite"),
-        "--keystore",
-        str(keystore),
-        "--password-file",
-        str(password),
-        "--port",
-        str(port),
-        "--poll-interval",
-        "0.05",
-        "--max-per-block",
-        "500",
-        "--log-level",
-        "warning",
-    ]
+        deployment,
+        port,
+        password="demo-password",
+        extra=("--poll-interval", "0.05", "--max-per-block", "500", "--log-level", "warning"),
+    )
     return _spawn_until_healthy(cmd, port, "keeper"), port, str(key.address)
 
 

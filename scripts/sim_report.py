@@ -103,7 +103,9 @@ def main() -> None:
             for k, v in amplification.items()),
         "Bad debt is what the contract books (the insurance fund, then LPs, pay it);"
         " 'net of recovered collateral' subtracts the market value of the collateral the"
-        " contract forfeits to its recovery account in the same step.",
+        " contract forfeits to its recovery account in the same step; 'recovered sold to the"
+        " fund' is what the keeper's recovery pass (keepers/recovery_pass.py) paid into the"
+        " insurance fund for it (buyRecovered: oracle price / (1 + collateral bonus)).",
     ]
     out = ROOT / "reports" / "black_thursday"
     write_report(out, "Black-Thursday-shaped day: feedback off / on, deployed / calibrated",

@@ -30,10 +30,8 @@ with options or portfolio margin are refused.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -52,7 +50,6 @@ from web3 import Web3
 from plimsoll.chain import LocalNode, free_port
 from plimsoll.deploy import FEED_DECIMALS, Deployment
 from plimsoll.errors import PlimsollError
-from plimsoll.keys import write_keystore
 from plimsoll.sim.engine import SimResult
 from plimsoll.sim.market import external_share
 from plimsoll.sim.model import SimConfig, SimInputError
@@ -101,6 +98,7 @@ TOPIC_LIQUIDATED = _topic(
 TOPIC_COLLATERAL = _topic("CollateralLiquidated(address,uint256,address,uint256,uint256,uint256)")
 TOPIC_BAD_DEBT = _topic("BadDebtSettled(address,uint256,uint256,uint256,uint256)")
 TOPIC_FORFEITED = _topic("CollateralForfeited(address,uint256,uint256,uint256)")
+TOPIC_RECOVERED = _topic("RecoveredSold(address,uint256,uint256,uint256)")
 
 
 def _addr(topic: str) -> str:
@@ -137,6 +135,19 @@ class CollateralEvent:
 
 
 @dataclass(frozen=True)
+class RecoveredSoldEvent:
+    """One ``RecoveredSold`` event: ``buyer`` bought ``amount`` [token units] of the recovery
+    account's asset ``asset_id`` for ``paid`` [cash token units], paid into the insurance
+    fund."""
+
+    buyer: str
+    asset_id: int
+    amount: int
+    paid: int
+    tx_index: int
+
+
+@dataclass(frozen=True)
 class BadDebtEvent:
     """One ``BadDebtSettled`` event (all [wad USD])."""
 
@@ -161,6 +172,7 @@ class BlockOutcome:
     collateral: list[CollateralEvent] = field(default_factory=list)
     bad_debt: list[BadDebtEvent] = field(default_factory=list)
     forfeited: list[tuple[str, int, int, int]] = field(default_factory=list)
+    recovered_sold: list[RecoveredSoldEvent] = field(default_factory=list)
     insurance_fund: int = 0  # [wad USD] after the block
     lp_share_price: float = 0.0  # [USD per share unit] after the block
     reverted_keeper_txs: int = 0  # the keeper's transactions in this block that reverted
@@ -338,35 +350,21 @@ class ChainWorld:
         )
         self.mine_now()
         w3.eth.wait_for_transaction_receipt(h, timeout=60)
-        pw = self.workdir / f"{name}.pw"
-        pw.write_text("sim-password\n")
-        os.chmod(pw, 0o600)
-        ks = write_keystore(key, self.workdir / f"{name}.json", "sim-password")
+        from keepers.config import keeper_command  # the SDK imports keepers only lazily
+
         deployment = self.workdir / "deployment.json"
         dep.save(deployment)
         port = free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "keepers.liquidator",
-            "--rpc",
+        cmd = keeper_command(
+            key,
+            self.workdir,
+            name,
             self.node.url,
-            "--deployment",
-            str(deployment),
-            "--db",
-            str(self.workdir / f"{name}.sqlite"),
-            "--keystore",
-            str(ks),
-            "--password-file",
-            str(pw),
-            "--port",
-            str(port),
-            "--poll-interval",
-            "0.02",
-            "--log-level",
-            "warning",
-            *extra,
-        ]
+            deployment,
+            port,
+            password="sim-password",
+            extra=("--poll-interval", "0.02", "--log-level", "warning", *extra),
+        )
         log = self.workdir / f"{name}.log"
         with log.open("w") as err:
             proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
@@ -499,7 +497,13 @@ class ChainWorld:
                     "toBlock": hex(block),
                     "address": self.dep.core.address,
                     "topics": [
-                        [TOPIC_LIQUIDATED, TOPIC_COLLATERAL, TOPIC_BAD_DEBT, TOPIC_FORFEITED]
+                        [
+                            TOPIC_LIQUIDATED,
+                            TOPIC_COLLATERAL,
+                            TOPIC_BAD_DEBT,
+                            TOPIC_FORFEITED,
+                            TOPIC_RECOVERED,
+                        ]
                     ],
                 }
             ],
@@ -530,6 +534,11 @@ class ChainWorld:
             elif t[0] == TOPIC_FORFEITED:
                 (amount,) = abi_decode(["uint256"], data)
                 out.forfeited.append((_addr(t[1]), int(t[2], 16), int(t[3], 16), amount))
+            elif t[0] == TOPIC_RECOVERED:
+                amount, paid = abi_decode(["uint256"] * 2, data)
+                out.recovered_sold.append(
+                    RecoveredSoldEvent(_addr(t[1]), int(t[2], 16), amount, paid, idx)
+                )
         keepers = {k.address.lower() for k in self.keepers}
         receipts = rpc(w3, "eth_getBlockReceipts", [hex(block)]) or []
         for r in receipts:
@@ -836,8 +845,16 @@ def run_chain(
         specs = book_specs(book, cfg)
         accounts = world.open_book(specs)
         ks = cfg.keeper
+        off: tuple[str, ...] = ()
+        if not ks.buy_recovered:  # a boolean flag only turns a key on: off goes in a config
+            conf = workdir / "keeper-no-recovery.toml"
+            conf.write_text("recovery-purchases = false\n")
+            off = ("--config", str(conf))
         world.start_keeper(
             extra=(
+                *off,
+                "--recovery-max-usd-per-block",
+                str(ks.recovery_max_usd_per_block),
                 "--max-per-block",
                 str(ks.max_per_block),
                 "--min-profit-usd",
@@ -919,9 +936,11 @@ class _Runner:
             "keeper_wait": np.full(t + 1, np.nan),
             "base_fee": np.zeros(t + 1),
             "insurance": np.zeros(t + 1),
+            "insurance_low": np.zeros(t + 1),  # the lowest after any block of the step
             "lp_value": np.zeros(t + 1),
             "bad_debt": np.zeros((t + 1, 4)),
             "recovered": np.zeros(t + 1),
+            "recovered_sold": np.zeros(t + 1),
             "keeper_gas": np.zeros(t + 1),  # gas the keeper's transactions used in the step
             "keeper_txs": np.zeros(t + 1),  # its transactions mined in the step
             "blocks": np.zeros(t + 1, dtype=np.int64),
@@ -1084,6 +1103,8 @@ class _Runner:
         self.s["blocks"][k] = b - first + 1
         self._pending_bad = totals.bad
         self.s["recovered"][k] = self.s["recovered"][k - 1] + totals.recovered
+        self.s["recovered_sold"][k] = self.s["recovered_sold"][k - 1] + totals.recovered_sold
+        self.s["insurance_low"][k] = totals.insurance_low
         self.s["keeper_gas"][k] = totals.keeper_gas
         self.s["keeper_txs"][k] = totals.keeper_txs
         self._record(k, inp.fundamental_price, inp.market_price, posted, b)
@@ -1185,6 +1206,7 @@ class _Runner:
                 self.trader_reverts += 1
         self._trader_txs = left
         totals.keeper_gas += out.keeper_gas
+        totals.insurance_low = min(totals.insurance_low, out.insurance_fund / WAD)
         totals.keeper_txs += out.keeper_txs
         self.keeper_profit -= out.keeper_fees / 1e18 * self.cfg.keeper.gas_token_price
         events: list[tuple[int, Any]] = [(e.tx_index, e) for e in out.bad_debt]
@@ -1238,6 +1260,13 @@ class _Runner:
                 c = asset_id - 1
                 px = float(self._mkt[self.c_asset[c]])
                 totals.recovered += amount / 10.0 ** self.c_dec[c] * px
+        for r in out.recovered_sold:
+            # the keeper bought recovered collateral (keepers/recovery_pass.py): the cash went
+            # to the insurance fund; it sells the tokens like those of its collateral purchases
+            c = r.asset_id - 1
+            totals.recovered_sold += r.paid / 10**6
+            seized_usd[self.c_asset[c]] += r.amount / 10.0 ** self.c_dec[c] * cp[c]
+            self.keeper_profit += r.amount / 10.0 ** self.c_dec[c] * cp[c] - r.paid / 10**6
         if self.cfg.feedback.sell_collateral and seized_usd.any():
             self.sell_queue -= seized_usd[None] / self.sell_queue.shape[0]
 
@@ -1246,6 +1275,8 @@ class _Runner:
         s["fundamental"][k], s["market"][k], s["oracle"][k] = fund, market, oracle
         s["base_fee"][k] = self.fee
         s["insurance"][k] = self.world.insurance_fund(block) / WAD
+        if k == 0:
+            s["insurance_low"][0] = s["insurance"][0]
         s["lp_value"][k] = self._lp_value(block) + self._hedge_value
         if k:
             s["bad_debt"][k] = s["bad_debt"][k - 1] + self._pending_bad
@@ -1273,9 +1304,11 @@ class _Runner:
             keeper_wait=s["keeper_wait"][None],
             base_fee=s["base_fee"][None],
             insurance=s["insurance"][None],
+            insurance_low=s["insurance_low"][None],
             lp_value=s["lp_value"][None],
             bad_debt=s["bad_debt"][None],
             recovered=s["recovered"][None],
+            recovered_sold=s["recovered_sold"][None],
             gap_accounts=np.array([float(self.gap_acc.sum())]),
             bad_accounts=np.array([float((self.bad_by_account > 0).sum())]),
             keeper_profit=np.array([self.keeper_profit]),
@@ -1296,3 +1329,5 @@ class _StepTotals:
     waits: list[int] = field(default_factory=list)
     bad: F = field(default_factory=lambda: np.zeros(4))
     recovered: float = 0.0  # [USD] market value of collateral forfeited with a deficit
+    recovered_sold: float = 0.0  # [USD] paid into the insurance fund by buyRecovered
+    insurance_low: float = float("inf")  # [USD] the fund's lowest after a block of the step

@@ -17,7 +17,11 @@ Per step (the grid of the :class:`~plimsoll.sim.paths.PricePaths`; one step span
    and books a deficit once all positions are closed and the collateral does not cover the
    cash debt (insurance first, LPs after). Accounts without positions, owing cash and under
    water have their collateral bought at the bonus (``liquidateCollateral``), which keepers
-   sell into the market over the next ``sell_steps`` steps;
+   sell into the market over the next ``sell_steps`` steps. A deficit forfeits the account's
+   collateral to the protocol's recovery account; the keeper buys it back in the same step
+   (``keepers/recovery_pass.py``: at the oracle price / (1 + bonus), when the bonus's share
+   of the value beats the gas of ``recovery_gas``, at most ``recovery_max_usd_per_block``
+   per block), the cash to the insurance fund, and sells it like the collateral it bought;
 6. **traders** in margin call act (top up / reduce) once their delay has passed (effective
    from the next step); the pool hedger re-hedges the pool's net delta;
 7. **gas**: the base fee follows EIP-1559 on the step's block fill.
@@ -187,10 +191,13 @@ class SimResult:
     collateral_liquidated: F  # (P, T+1)
     keeper_wait: F  # (P, T+1) mean blocks waited by the step's liquidations (nan: none)
     base_fee: F  # (P, T+1) [gwei]
-    insurance: F  # (P, T+1) [USD]
+    insurance: F  # (P, T+1) [USD] at the end of each step
+    insurance_low: F  # (P, T+1) [USD] the fund's lowest point in each step (the last step's end,
+    # or after the step's deficits, before the keeper's purchases of recovered collateral)
     lp_value: F  # (P, T+1) [USD]
     bad_debt: F  # (P, T+1, 4) cumulative [USD] by cause (CAUSES)
     recovered: F  # (P, T+1) cumulative [USD] market value of collateral forfeited with a deficit
+    recovered_sold: F  # (P, T+1) cumulative [USD] paid into the insurance fund by buyRecovered
     gap_accounts: F  # (P,) accounts that met MM at the previous update and ended with bad debt
     bad_accounts: F  # (P,) accounts with bad debt
     keeper_profit: F  # (P,) [USD] rewards - gas
@@ -217,7 +224,9 @@ class SimResult:
 
     @property
     def insurance_exhausted(self) -> B:
-        out: B = self.insurance.min(axis=1) <= 1e-9
+        """Whether the fund ran dry at some point (within a step: a purchase of recovered
+        collateral refills it after the deficit that emptied it, the LPs paid the rest)."""
+        out: B = self.insurance_low.min(axis=1) <= 1e-9
         return out
 
     @property
@@ -355,6 +364,10 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
     out = {k: np.zeros((P, T + 1)) for k in ("liq", "cliq", "wait", "fee", "ins", "lp", "nliq")}
     bad = np.zeros((P, T + 1, 4))
     recovered = np.zeros((P, T + 1))
+    recovered_sold = np.zeros((P, T + 1))
+    ins_low = np.zeros((P, T + 1))
+    ins_low[:, 0] = insurance
+    rec_bal = np.zeros((C, P))  # [units] collateral held by the recovery account
     mkt_s = np.zeros((P, T + 1, A))
     orc_s = np.zeros((P, T + 1, A))
     mkt_s[:, 0] = orc_s[:, 0] = fund[:, 0]
@@ -552,9 +565,43 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
             pool_cash = pool_cash - (total - from_ins)
             cash = np.where(deficit_mask, 0.0, cash)
             for c in range(C):  # the recovery account's collateral at the market
-                recovered[:, k] += (bal[c] * deficit_mask).sum(1) * mkt[:, c_asset[c]]
+                forfeited = (bal[c] * deficit_mask).sum(1)
+                recovered[:, k] += forfeited * mkt[:, c_asset[c]]
+                rec_bal[c] += forfeited
             bal *= ~deficit_mask  # forfeited to the recovery account
             settled |= deficit_mask
+
+        # the keeper buys the recovered collateral (keepers/recovery_pass.py): per asset, the
+        # most the spend cap allows at the oracle price / (1 + bonus), when the discount (the
+        # bonus's share of the value) beats the purchase's gas; the cash refills the
+        # insurance fund and the keeper sells what it bought like its collateral purchases.
+        recovered_sold[:, k] = recovered_sold[:, k - 1]
+        # the step's first block holds the fund as the last step left it; the deficits come
+        # after the penalties, the purchases one block later
+        ins_low[:, k] = np.minimum(out["ins"][:, k - 1], insurance)
+        n_rec = np.zeros(P)
+        if ks.buy_recovered and np.any(rec_bal > 0):
+            bonus = 1 + lc.collateral_bonus
+            rgas = gas_usd[:, 0] * (ks.recovery_gas / ks.gas_per_liquidation)
+            budget = np.full(P, ks.recovery_max_usd_per_block * blocks)  # [USD] of cash
+            sold = np.zeros((P, A))
+            for c in range(C):
+                px = cp[c]
+                value = rec_bal[c] * px
+                take = np.minimum(value, budget * bonus)  # [USD] of value bought
+                disc = take * (lc.collateral_bonus / bonus)
+                buy = (rec_bal[c] > 0) & (px > 0) & (disc > rgas) & (disc - rgas >= ks.min_profit)
+                amount = np.where(buy, rec_bal[c] * take / np.where(value > 0, value, 1.0), 0.0)
+                paid = np.where(buy, take / bonus, 0.0)
+                rec_bal[c] -= amount
+                budget -= paid
+                insurance = insurance + paid
+                recovered_sold[:, k] += paid
+                keeper_profit += np.where(buy, disc - rgas, 0.0)
+                n_rec += buy
+                sold[:, c_asset[c]] -= amount * px
+            if fb.sell_collateral:
+                sell_queue += sold[None] / sell_queue.shape[0]
 
         # 6. traders in margin call (their action lands from the next step)
         call = has_pos & ~settled & (eq < ts.call_level * mm)
@@ -588,8 +635,8 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
             for m in range(M):
                 sell_queue[0][:, m_asset[m]] += trade[:, m] * mprice_mkt[:, m]
         # 7. gas
-        used = ext + np.minimum(n_done + n_coll, cap) * ks.gas_per_liquidation / (
-            cfg.gas.gas_limit * blocks)
+        used = ext + (np.minimum(n_done + n_coll, cap) * ks.gas_per_liquidation
+                      + n_rec * ks.recovery_gas) / (cfg.gas.gas_limit * blocks)
         base_fee = next_base_fee(base_fee, used, blocks, cfg.gas)
 
         # LPs: pool cash - what the pool owes traders on open positions + the hedge's value
@@ -613,9 +660,11 @@ def _run_chunk(cfg: SimConfig, paths: PricePaths, idx: npt.NDArray[np.int64], bo
         keeper_wait=out["wait"],
         base_fee=out["fee"],
         insurance=out["ins"],
+        insurance_low=ins_low,
         lp_value=out["lp"],
         bad_debt=bad,
         recovered=recovered,
+        recovered_sold=recovered_sold,
         gap_accounts=gap_acc.sum(1).astype(float),
         bad_accounts=bad_acc.sum(1).astype(float),
         keeper_profit=keeper_profit,

@@ -142,7 +142,9 @@ class KeeperSpec:
     at the oracle, send at most ``max_per_block`` liquidations per block within the block space
     the gas market leaves them, and follow ``keepers/profit.py``'s rule (send for profit, at a
     loss to protect the protocol when a ``guard_move`` would leave bad debt, always when
-    underwater)."""
+    underwater). With ``buy_recovered`` they also buy the collateral a deficit forfeits to the
+    recovery account (``keepers/recovery_pass.py``) when the bonus discount beats the gas of
+    ``recovery_gas``, at most ``recovery_max_usd_per_block`` of cash per block."""
 
     latency_blocks: int = 2
     max_per_block: int = 20
@@ -150,6 +152,10 @@ class KeeperSpec:
     min_profit: float = 0.0  # [USD]
     guard_move: float = 0.05
     gas_token_price: float = 2000.0  # [USD per ETH] for gas costs
+    # the recovery pass (keepers/recovery_pass.py): buy the recovered collateral back
+    buy_recovered: bool = True
+    recovery_gas: int = 125_000  # one buyRecovered (124,075 measured on anvil)
+    recovery_max_usd_per_block: float = 250_000.0  # [USD] the keeper's default spend cap
 
     def __post_init__(self) -> None:
         _check(self.latency_blocks >= 0, "keeper latency must be >= 0 blocks")

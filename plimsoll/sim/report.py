@@ -197,22 +197,24 @@ def write_report(
         lines += notes + [""]
     lines += ["## Scenario runs (one path)", "",
               "| run | liquidations | bad debt | of it: gap / keeper delay / penalty rules / "
-              "feedback | net of recovered collateral | insurance left | LP drawdown | "
-              "lowest price (market / no feedback) |",
-              "|---|---|---|---|---|---|---|---|"]
+              "feedback | net of recovered collateral | recovered sold to the fund | "
+              "insurance left | LP drawdown | lowest price (market / no feedback) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for label, r in runs.items():
         bd = r.bad_debt[0, -1]
         n_liq = int(r.liquidated[0].sum() + r.collateral_liquidated[0].sum())
         lines.append(
             f"| {label} | {n_liq} | {usd(bd.sum())} | "
             + " / ".join(usd(x) for x in bd)
-            + f" | {usd(r.net_loss[0])} | {usd(r.insurance[0, -1])} | {pct(r.lp_drawdown[0])} | "
+            + f" | {usd(r.net_loss[0])} | {usd(r.recovered_sold[0, -1])} | "
+            f"{usd(r.insurance[0, -1])} | {pct(r.lp_drawdown[0])} | "
             f"{r.market[0, :, 0].min():,.2f} / {r.fundamental[0, :, 0].min():,.2f} USD |")
         head[label] = {
             "liquidations": n_liq,
             "bad_debt_usd": round(float(bd.sum()), 2),
             **{f"bad_debt_{c}_usd": round(float(x), 2) for c, x in zip(CAUSES, bd, strict=True)},
             "net_loss_usd": round(float(r.net_loss[0]), 2),
+            "recovered_sold_usd": round(float(r.recovered_sold[0, -1]), 2),
             "insurance_left_usd": round(float(r.insurance[0, -1]), 2),
             "lp_drawdown": round(float(r.lp_drawdown[0]), 5),
             "accounts_bad_debt": int(r.bad_accounts[0]),

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -25,9 +24,9 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
+from keepers.config import keeper_command
 from plimsoll.chain import LocalNode, free_port
 from plimsoll.deploy import Deployment, deploy_local
-from plimsoll.keys import write_keystore
 from plimsoll.units import WAD, token_units, wad
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,35 +150,25 @@ class Chain:
             {"from": self.dep.admin, "gas": 200_000}
         )
         self.mine()
-        pw = self.workdir / f"{name}.pw"
-        pw.write_text("pw\n")
-        os.chmod(pw, 0o600)
-        ks = write_keystore(key, self.workdir / f"{name}.json", "pw")
         port = free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "keepers.liquidator",
-            "--rpc",
+        cmd = keeper_command(
+            key,
+            self.workdir,
+            name,
             rpc_url or self.node.url,
-            "--deployment",
-            str(self.workdir / "deployment.json"),
-            "--db",
-            str(self.workdir / f"{name}.sqlite"),
-            "--keystore",
-            str(ks),
-            "--password-file",
-            str(pw),
-            "--port",
-            str(port),
-            "--poll-interval",
-            "0.05",
-            "--loss-budget-usd-per-hour",
-            "1000000",
-            "--log-level",
-            "info",
-            *extra,
-        ]
+            self.workdir / "deployment.json",
+            port,
+            password="pw",
+            extra=(
+                "--poll-interval",
+                "0.05",
+                "--loss-budget-usd-per-hour",
+                "1000000",
+                "--log-level",
+                "info",
+                *extra,
+            ),
+        )
         proc = subprocess.Popen(
             cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

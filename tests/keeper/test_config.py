@@ -36,3 +36,29 @@ def test_unknown_key_and_missing_rpc_are_clear_errors(tmp_path: Path) -> None:
 def test_bad_shards_are_refused(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_shard(text)
+
+
+def test_keeper_command_writes_a_keystore_the_keeper_can_open(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from eth_account import Account
+
+    from keepers.config import keeper_command
+    from plimsoll.keys import load_keystore, read_password
+
+    key = Account.create()
+    cmd = keeper_command(
+        key, tmp_path, "k1", "http://x:1", tmp_path / "d.json", 9101, extra=("--dry-run",)
+    )
+    assert cmd[1:3] == ["-m", "keepers.liquidator"] and cmd[-1] == "--dry-run"
+    args = dict(zip(cmd[3:-1:2], cmd[4:-1:2], strict=True))
+    assert args["--rpc"] == "http://x:1" and args["--port"] == "9101"
+    assert args["--db"] == str(tmp_path / "k1.sqlite")
+    pw = Path(args["--password-file"])
+    assert stat.S_IMODE(os.stat(pw).st_mode) == 0o600
+    opened = load_keystore(Path(args["--keystore"]), read_password(pw))
+    assert opened.address == key.address
+    # the keeper's own parser takes the command line as it is
+    cfg = build_config(cmd[3:])
+    assert cfg.keystore == Path(args["--keystore"]) and cfg.dry_run and cfg.port == 9101

@@ -116,6 +116,7 @@ def test_circuit_breaker_stops_sending_after_consecutive_failures_and_says_why(
             breaker_failures=2,
             breaker_reset_seconds=600.0,
             collateral_liquidation=False,  # no approval tx at start (the relay refuses all)
+            recovery_purchases=False,
         )
         interval_mining(setup)
         with Running(keeper):

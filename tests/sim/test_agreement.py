@@ -16,7 +16,9 @@ What must agree, and how closely:
   wait per step [blocks]: identical;
 * bad debt: per account within 0.01 USD + 1e-6 relative, in total and by cause within
   0.1 USD + 1e-6 relative; the insurance fund and the market value of the collateral
-  forfeited with the deficits, per step, within 0.1 USD + 1e-6 relative; the
+  forfeited with the deficits and the cash the keeper paid for it (``buyRecovered``, its
+  recovery pass, in the step of the deficit), and the fund's lowest point within each step
+  (after the deficits, before the purchases), per step, within 0.1 USD + 1e-6 relative; the
   LPs' value, as its change from the start, within 1 USD; prices with and without feedback
   and the oracle's, relative 1e-6.
 
@@ -129,6 +131,8 @@ def test_the_path_exercises_every_mechanism(runs: tuple[SimResult, ChainRun]) ->
     assert (chain.collateral_step >= 0).sum() >= 1
     assert chain.bad_debt.sum() > 10_000
     assert chain.result.recovered[0, -1] > 0  # collateral forfeited with deficits
+    assert chain.result.recovered_sold[0, -1] > 0  # and bought back into the insurance fund
+    assert chain.keeper["recovery_purchases"] >= 1
     assert chain.trader_actions >= 8 and chain.trader_reverts == 0
     assert chain.keeper["reverted"] == 0 and chain.keeper["succeeded"] > 0
     feedback = np.abs(np.log(fast.market[0] / fast.fundamental[0])).max()
@@ -164,7 +168,11 @@ def test_bad_debt_and_insurance_agree(runs: tuple[SimResult, ChainRun]) -> None:
     assert c.bad_accounts[0] == fast.bad_accounts[0]
     assert c.gap_accounts[0] == fast.gap_accounts[0]
     np.testing.assert_allclose(c.insurance[0], fast.insurance[0], rtol=1e-6, atol=0.1)
+    np.testing.assert_allclose(c.insurance_low[0], fast.insurance_low[0], rtol=1e-6, atol=0.1)
     np.testing.assert_allclose(c.recovered[0], fast.recovered[0], rtol=1e-6, atol=0.1)
+    np.testing.assert_allclose(
+        c.recovered_sold[0], fast.recovered_sold[0], rtol=1e-6, atol=0.1
+    )
     np.testing.assert_allclose(
         c.lp_value[0] - c.lp_value[0, 0], fast.lp_value[0] - fast.lp_value[0, 0], atol=1.0
     )

@@ -136,10 +136,28 @@ def test_bad_debt_is_paid_by_insurance_then_lps_and_never_negative() -> None:
     book = draw_population(PopulationSpec(n_accounts=300, leverage_median=9.0), CFG, seed=2)
     from plimsoll.sim import scenario
 
-    cfg = replace(CFG, insurance=1_000.0, feedback=FeedbackSpec(True, True))
+    # Without the keeper's purchases of recovered collateral (they refill the fund within
+    # the step, after the deficits: the step's figure would not show it emptied).
+    cfg = replace(
+        CFG,
+        insurance=1_000.0,
+        feedback=FeedbackSpec(True, True),
+        keeper=replace(CFG.keeper, buy_recovered=False),
+    )
     res = simulate(cfg, scenario("gap_down", cfg, n_steps=48), book, workers=1)
     cum = res.bad_debt[0].sum(-1)
     assert np.all(np.diff(cum) >= 0) and cum[-1] > 0
     assert np.all(res.bad_debt >= 0)
     assert res.insurance[0].min() >= 0
     assert res.insurance_exhausted[0]  # 1,000 USD cannot cover a -20% gap on this book
+    assert res.recovered_sold[0, -1] == 0.0
+    # With them, the forfeited collateral is sold back to the keeper and the fund refilled.
+    cfg_on = replace(cfg, keeper=CFG.keeper)
+    on = simulate(cfg_on, scenario("gap_down", cfg_on, n_steps=48), book, workers=1)
+    assert on.recovered[0, -1] > 0 and on.recovered_sold[0, -1] > 0
+    assert np.all(np.diff(on.recovered_sold[0]) >= 0)
+    assert on.insurance[0, -1] > res.insurance[0, -1]
+    assert on.insurance[0].min() >= 0
+    # ... but it ran dry within the gap's step (the LPs paid the rest), and says so
+    assert on.insurance_exhausted[0] and on.insurance_low[0].min() <= 1e-9
+    assert np.all(on.insurance_low[0] <= on.insurance[0] + 1e-9)
