@@ -58,6 +58,7 @@ class Sender:
             s: int(_rpc(w3, "eth_getTransactionCount", [s, "pending"]), 16) for s in senders
         }
         self.txs: list[dict[str, Any]] = []
+        self.by_nonce: dict[tuple[str, int], dict[str, Any]] = {}
 
     def add(self, sender: str, fn: Any, gas: int) -> None:
         to = fn.address
@@ -71,10 +72,12 @@ class Sender:
                 "nonce": hex(self.nonce[sender]),
             }
         )
+        self.by_nonce[(sender, self.nonce[sender])] = self.txs[-1]
         self.nonce[sender] += 1
 
     def flush(self, batch: int = 500, mine_each: bool = True) -> int:
-        """Send what was added; mines a block after every batch when ``mine_each``."""
+        """Send what was added; mines after every batch until it is in blocks when
+        ``mine_each``."""
         sent = 0
         for i in range(0, len(self.txs), batch):
             part = self.txs[i : i + batch]
@@ -85,10 +88,30 @@ class Sender:
             if bad:
                 raise RuntimeError(f"send failed: {bad[0]['error']}")
             sent += len(part)
-            if mine_each:
-                _rpc(self.w3, "evm_mine", [])
+            while mine_each and int(_rpc(self.w3, "txpool_status", [])["pending"], 16):
+                _rpc(self.w3, "evm_mine", [])  # a short pool: anvil drops from deep ones
         self.txs = []
         return sent
+
+    def settle(self) -> int:
+        """Mine until every transaction sent is in a block. Anvil sometimes drops one from a
+        deep pool (a sender with hundreds queued), which leaves the rest waiting behind the gap:
+        those are sent again. Returns how many were."""
+        resent = 0
+        for _ in range(200):
+            while int(_rpc(self.w3, "txpool_status", [])["pending"], 16):
+                _rpc(self.w3, "evm_mine", [])
+            gaps = []
+            for who, want in self.nonce.items():
+                have = int(_rpc(self.w3, "eth_getTransactionCount", [who, "latest"]), 16)
+                if have < want:
+                    gaps.append(self.by_nonce[(who, have)])
+            if not gaps:
+                self.by_nonce.clear()
+                return resent
+            self.w3.provider.make_batch_request([("eth_sendTransaction", [t]) for t in gaps])
+            resent += len(gaps)
+        raise RuntimeError("transactions still missing after 200 rounds of re-sending")
 
 
 def _check_receipts(w3: Any, first: int, last: int, verbose: bool = True) -> int:
@@ -166,8 +189,7 @@ def populate(dep: Deployment, senders: list[str], n: int, rng: random.Random) ->
     _rpc(w3, "evm_setAutomine", [False])
     first = w3.eth.block_number + 1
     sent = tx.flush()
-    while int(_rpc(w3, "txpool_status", [])["pending"], 16):
-        _rpc(w3, "evm_mine", [])
+    resent = tx.settle()
     last = w3.eth.block_number
     seconds = time.perf_counter() - t0
     failed = _check_receipts(w3, first, last)
@@ -178,6 +200,7 @@ def populate(dep: Deployment, senders: list[str], n: int, rng: random.Random) ->
         "accounts": made,
         "perp_trades": trades,
         "option_trades": options,
+        "resent_after_anvil_dropped_them": resent,
         "seconds": round(seconds, 1),
         "keys": keys,
     }
