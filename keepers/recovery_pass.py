@@ -279,17 +279,15 @@ class RecoveryPass:
             cash_left -= plan.paid
             self._rec_skip.pop(asset_id, None)
             plans.append(plan)
+            what = {
+                "asset": asset_id,
+                "amount": plan.amount,
+                "paid_usd": plan.paid / 10**self.cash_decimals,
+                "discount_usd": plan.discount / WAD,
+                "gas_usd": gas_usd / WAD,
+            }
             if self.sender is None:
-                log(
-                    logger,
-                    logging.INFO,
-                    "dry-run: would buy recovered collateral",
-                    asset=asset_id,
-                    amount=plan.amount,
-                    paid_usd=plan.paid / 10**self.cash_decimals,
-                    discount_usd=plan.discount / WAD,
-                    gas_usd=gas_usd / WAD,
-                )
+                log(logger, logging.INFO, "dry-run: would buy recovered collateral", **what)
                 continue
             (p,) = self.sender.send_many(
                 [(core.address, data, f"recover:{asset_id}")],
@@ -306,14 +304,4 @@ class RecoveryPass:
                 )
                 continue
             self._rec_inflight[asset_id] = p
-            log(
-                logger,
-                logging.INFO,
-                "recovered collateral purchase sent",
-                asset=asset_id,
-                amount=plan.amount,
-                paid_usd=plan.paid / 10**self.cash_decimals,
-                discount_usd=plan.discount / WAD,
-                gas_usd=gas_usd / WAD,
-                block=block,
-            )
+            log(logger, logging.INFO, "recovered collateral purchase sent", block=block, **what)

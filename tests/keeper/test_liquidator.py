@@ -16,9 +16,9 @@ from typing import Any
 
 import requests
 
+from keepers.config import keeper_command
 from keepers.ops import KeeperMetrics, OpsServer, in_shard
 from plimsoll.chain import free_port
-from plimsoll.keys import write_keystore
 from plimsoll.sync import AccountIndexer
 from plimsoll.units import WAD
 from tests.keeper.conftest import Running, Setup, rpc
@@ -243,29 +243,11 @@ def test_metrics_and_health_endpoint() -> None:
 
 
 def test_keeper_process_stops_cleanly_on_sigterm(setup: Setup, tmp_path: Path) -> None:
-    key = setup.keeper_key()
-    pw = tmp_path / "pw"
-    pw.write_text("secret\n")
-    ks = write_keystore(key, tmp_path / "key.json", "secret")
     port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "keepers.liquidator",
-            "--rpc",
-            setup.node.url,
-            "--deployment",
-            str(setup.deployment_file),
-            "--db",
-            str(tmp_path / "k.sqlite"),
-            "--keystore",
-            str(ks),
-            "--password-file",
-            str(pw),
-            "--port",
-            str(port),
-        ],
+        keeper_command(
+            setup.keeper_key(), tmp_path, "k", setup.node.url, setup.deployment_file, port
+        ),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
