@@ -117,6 +117,9 @@ class BookCycle:
 
     def _sink(self, logs: list[dict[str, Any]]) -> None:
         seen = self.book.block if self.book is not None else -1
+        rolled = self.indexer.stats.rolled_back_to  # this sync's reorgs, found before the scan
+        if rolled:
+            seen = min(seen, *rolled)  # the new branch's blocks are not in the book
         for lg in logs:
             bn = int(lg["blockNumber"], 16)
             if bn <= seen:

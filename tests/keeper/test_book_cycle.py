@@ -103,3 +103,29 @@ def test_a_log_the_node_served_late_is_found_by_the_window_rescan_and_repaired(
     assert k.cycle.mismatches == 1
     assert k.metrics.reconciliation_mismatches._value.get() == 1
     assert book.diff(_full_read(k, head)) == []
+
+
+def test_a_reorg_whose_new_blocks_touch_other_accounts_is_read_before_acting(
+    setup: Setup, tmp_path: Path
+) -> None:
+    s = setup
+    k = s.keeper(tmp_path, None, "reorg", dry_run=True, reconcile_every=0)
+    k.on_block(s.w3.eth.block_number)
+    book = k.cycle.book
+    assert book is not None
+    core = s.dep.core
+    s.dep.send(core.functions.trade(0, 0, wad(0.1), 0), s.traders[0])
+    k.on_block(s.w3.eth.block_number)
+    # The trade's block replaced by one where another account trades instead (depth 1).
+    other = s.traders[4]
+    data = core.functions.trade(0, 0, wad(-0.3), 0)._encode_transaction_data()
+    tx = {"from": other, "to": core.address, "data": data, "gas": 900_000}
+    resp = s.w3.provider.make_request("anvil_reorg", [1, [[tx, 0]]])  # type: ignore[arg-type]
+    assert "error" not in resp, resp
+    head = s.w3.eth.block_number
+    view = k.cycle.cycle(head)  # the cycle alone: what the liquidation steps act on
+    assert view.block == head
+    # Both accounts were read again before acting: the reconciliation has nothing to repair.
+    assert book.diff(_full_read(k, head)) == []
+    k.cycle.reconcile()
+    assert k.cycle.mismatches == 0
