@@ -9,9 +9,9 @@ Each block:
 3. the price screen (float64 products with an error bound) clears most accounts; the ones it
    cannot clear and the ones it finds liquidatable go through the exact mirror. That is the
    cycle (``cycle_ms``): the liquidation steps act on its view;
-4. flagged (options / portfolio margin) accounts go to the options pass when a price or
-   volatility scalar moved, when they changed, or every ``OPTIONS_EVERY`` blocks (time decay):
-   their exact rows are built when the pass asks for them (:meth:`BlockView.options`);
+4. flagged (options / portfolio-margin) accounts: their exact rows are built when the options
+   pass asks for them (:meth:`BlockView.options`), after the perp liquidations are sent; the
+   pass prices on the grid those whose inputs moved (keepers/options_pass.py);
 5. reconciliation (:meth:`BookCycle.reconcile`, after the liquidation steps, at the same
    pinned block: an audit, not on the path to a liquidation): rows read for it are compared
    with the book; a mismatch is logged, counted (``plimsoll_reconciliation_mismatches``) and
@@ -42,8 +42,6 @@ from plimsoll.state import MarginState
 from plimsoll.sync import AccountIndexer, StateReader, accounts_in_log, checksum
 
 logger = logging.getLogger("plimsoll.liquidator")
-
-OPTIONS_EVERY = 10  # [blocks] every option account to plimsoll.pm at least this often (time)
 
 
 @dataclass
@@ -103,7 +101,6 @@ class BookCycle:
         self._recon_all = True
         self._recon_pos = 0
         self._last_recon = -1
-        self._last_market: tuple[Any, ...] | None = None
         self.mismatches = 0
         self.reconciled = 0
         self.cycle_ms: deque[float] = deque(maxlen=2000)
@@ -240,16 +237,8 @@ class BookCycle:
         keep = result.priced & result.liquidatable & (flags == 0)
         idx = np.flatnonzero(keep)
         order = idx[np.argsort(result.health[idx], kind="stable")].astype(np.int64)
-        # Options / portfolio-margin accounts: to plimsoll.pm when their inputs moved.
-        m = book.market
-        market_key = (
-            tuple(int(x) for x in m.market_price),
-            None if m.mm_scalar is None else tuple(int(x) for x in m.mm_scalar),
-            None if m.im_scalar is None else tuple(int(x) for x in m.im_scalar),
-        )
-        moved = market_key != self._last_market or (block % OPTIONS_EVERY == 0)
-        flagged_all = book.flagged_to_check(written, moved)
-        self._last_market = market_key
+        # Options / portfolio-margin accounts: every one, for the options pass to choose from.
+        flagged_all = book.flagged_to_check(written, moved=True)
 
         def options() -> tuple[MarginState, MarginResult, npt.NDArray[np.int64]]:
             # The options pass needs every flagged row's exact state: a second, small subset.

@@ -179,6 +179,10 @@ class LiquidationKeeper(Sending, OptionsPass, PoolPass, RecoveryPass):
         # Option positions by account: (block read, (series ids, sizes)); read again when a log
         # named the account (its book row was re-read) or after POSITIONS_MAX_AGE blocks.
         self._positions: dict[tuple[str, int], tuple[int, Any]] = {}
+        # The options pass's inputs at its last run (what moved since) and its last candidates.
+        self._opt_inputs: tuple[Any, ...] | None = None
+        self._opt_cands: set[tuple[str, int]] = set()
+        self.options_priced = 0  # option accounts priced on the grid (cumulative)
         # Settlement txs sent: ("series", id) or (owner, sub) -> block (re-sent after 5 blocks).
         self.settling: dict[tuple[str, int], int] = {}
         liq = self.client.core.functions.liquidationConfig().call()
@@ -507,6 +511,7 @@ class LiquidationKeeper(Sending, OptionsPass, PoolPass, RecoveryPass):
             "rpc_errors": s.rpc_errors,
             "accounts_liquidated": len(s.liquidated_accounts),
             "witness_liquidations_sent": self.stats_witness,
+            "options_priced": self.options_priced,
             "settlements_sent": self.stats_settlements,
             "pool_fulfilments_sent": self.stats_fulfilments,
             "recovery_purchases": self.stats_recovery_purchases,

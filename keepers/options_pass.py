@@ -35,6 +35,8 @@ SETTLE_GAS = 1_500_000
 #: named it (positions change only with OptionTraded / OptionSettled / OptionsLiquidated, which
 #: name the account: this bounds the damage of a log the node never served).
 POSITIONS_MAX_AGE = 64
+#: [blocks] every option account is priced on the grid at least this often (time decay, funding)
+OPTIONS_EVERY = 10
 _SEL_WITNESS = keccak(text="liquidateWitness(address,uint256,uint256)")[:4]
 
 
@@ -68,6 +70,9 @@ class OptionsPass:
     _series: list[pm.Series]
     _router: Any
     _positions: dict[tuple[str, int], tuple[int, Any]]
+    _opt_inputs: tuple[Any, ...] | None
+    _opt_cands: set[tuple[str, int]]
+    options_priced: int
 
     def _confirm(self, cands: list[tuple[tuple[str, int], str]], block: int) -> list[int | None]:
         raise NotImplementedError
@@ -121,7 +126,12 @@ class OptionsPass:
 
         ``changed``: accounts whose book rows were re-read this block (a log named them); the
         positions of the others come from the cache unless older than ``POSITIONS_MAX_AGE``.
-        None reads every account's positions."""
+        None reads every account's positions.
+
+        Priced on the grid: accounts that changed, that hold (options, perps or collateral) a
+        market or asset whose spot, implied vol, volatility scalars or grade moved since the
+        last pass, that were candidates in the last pass, and all of them on the first pass and
+        every ``OPTIONS_EVERY`` blocks (time decay, funding)."""
         assert self.options is not None
         opts = self.options
         if self._router is None:
@@ -172,13 +182,20 @@ class OptionsPass:
             size_slope=tuple(int(x) for x in np.asarray(state.size_slope).reshape(-1)),
             mm_factor=tuple(int(x) for x in np.asarray(state.mm_factor).reshape(-1)),
         )
-        positions = [
+        all_positions = [
             [(series[int(i)], int(q)) for i, q in zip(ids, qs, strict=True)] for ids, qs in held
         ]
+        self._settle(series, all_positions, keys, state, block)
+        due = self._options_due(state, rows, keys, all_positions, market, iv_ok, changed, block)
+        rows = rows[due]
+        keys = [keys[j] for j in due]
+        positions = [all_positions[j] for j in due]
+        self.options_priced += len(rows)
+        if not len(rows):
+            return
         book = pm.OptionBook.from_positions(
             positions, state.sizes[rows], np.asarray(result.equity)[rows]
         )
-        self._settle(series, positions, keys, state, block)
         pmr = pm.portfolio_margin(book, market, pcfg)
         smr = pm.standard_option_margin(book, market, pm.OptionsConfig.from_wad_tuple(cfgs[0]))
         cands: list[tuple[str, int, str, int]] = []
@@ -200,6 +217,7 @@ class OptionsPass:
                     continue
                 fn = self.client.core.functions.liquidate(owner, sub)
             cands.append((owner, sub, fn._encode_transaction_data(), equity))
+        self._opt_cands = {(owner, sub) for owner, sub, _, _ in cands}
         if not cands:
             return
         gas = self._confirm([((owner, sub), data) for owner, sub, data, _ in cands], block)
@@ -220,6 +238,59 @@ class OptionsPass:
             limits = [min(OPTIONS_LIQUIDATE_GAS, g * 13 // 10 + 50_000) for _, g in picked if g]
             sent = self._send(to_send, limits, block, urgent=urgent)
             self._count_witness(to_send, sent)
+
+    def _options_due(
+        self,
+        state: Any,
+        rows: np.ndarray,
+        keys: list[tuple[str, int]],
+        positions: list[list[tuple[pm.Series, int]]],
+        market: pm.MarketData,
+        iv_ok: list[bool],
+        changed: frozenset[tuple[str, int]] | None,
+        block: int,
+    ) -> np.ndarray:
+        """Indexes (into ``rows``) of the accounts to price on the grid this pass."""
+
+        def col(x: Any) -> tuple[Any, ...]:
+            return () if x is None else tuple(np.asarray(x).reshape(-1).tolist())
+
+        nm = state.n_markets
+        per_market = [
+            tuple(
+                col(v)[m] if len(col(v)) > m else None
+                for v in (
+                    market.spot,
+                    market.iv,
+                    iv_ok,
+                    market.im_scalar,
+                    market.mm_scalar,
+                    state.market_price_ok,
+                )
+            )
+            for m in range(nm)
+        ]
+        per_asset = list(zip(col(state.asset_price), col(state.asset_price_ok), strict=False))
+        now = (per_market, per_asset)
+        prev, self._opt_inputs = self._opt_inputs, now
+        everything = np.arange(len(rows), dtype=np.int64)
+        if prev is None or changed is None or block % OPTIONS_EVERY == 0:
+            return everything
+        if len(prev[0]) != nm or len(prev[1]) != len(per_asset):
+            return everything  # a listing since the last pass
+        m_moved = np.array([a != b for a, b in zip(per_market, prev[0], strict=True)])
+        a_moved = np.array([a != b for a, b in zip(per_asset, prev[1], strict=True)], dtype=bool)
+        sizes = np.asarray(state.sizes, dtype=object)[rows] != 0
+        bals = np.asarray(state.balances, dtype=object)[rows] != 0
+        due = (sizes & m_moved).any(axis=1)
+        if len(a_moved):
+            due |= (bals & a_moved).any(axis=1)
+        for j, key in enumerate(keys):
+            if due[j] or key in changed or key in self._opt_cands:
+                due[j] = True
+            elif any(m_moved[s.market_id] for s, _ in positions[j]):
+                due[j] = True
+        return np.flatnonzero(due).astype(np.int64)
 
     def _count_witness(
         self, to_send: list[tuple[str, bytes | str, str]], sent: list[PendingTx | None]

@@ -140,3 +140,32 @@ def test_option_positions_are_read_again_only_when_a_log_names_the_account(
     head = s.w3.eth.block_number
     k.on_block(head)
     assert all(k._positions[a][0] == head for a in who.values())
+
+
+def test_options_pass_prices_accounts_whose_inputs_moved_an_iv_spike_alone_included(
+    setup: Setup, tmp_path: Path
+) -> None:
+    s = setup
+    who = _options_book(s)  # ETH options and cash only
+    core = s.dep.core
+    k = s.keeper(tmp_path, None, "due", dry_run=True)
+
+    def step(action) -> int:  # type: ignore[no-untyped-def]
+        """Accounts priced on the grid in the block ``action`` makes (never a tick block)."""
+        if (s.w3.eth.block_number + 1) % 10 == 0:
+            rpc(s.w3, "anvil_mine", ["0x1"])
+            k.on_block(s.w3.eth.block_number)
+        before = k.options_priced
+        action()
+        k.on_block(s.w3.eth.block_number)
+        return k.options_priced - before
+
+    assert step(lambda: rpc(s.w3, "anvil_mine", ["0x1"])) == len(who)  # the first pass: all
+    assert step(lambda: s.dep.set_price(2, 61_000)) == 0  # BTC: none of them holds it
+    assert step(lambda: s.dep.set_price(1, 2_001)) == len(who)  # ETH spot: all of them
+    assert step(lambda: rpc(s.w3, "anvil_mine", ["0x1"])) == 0  # nothing moved
+    # Implied vol alone (ETH 80% -> 300%): every ETH option account is priced in that block,
+    # and the keeper's candidates are exactly the accounts the contract finds liquidatable.
+    assert step(lambda: s.dep.set_price(11, 3)) == len(who)
+    want = {a for a in who.values() if core.functions.isLiquidatable(*a).call()}
+    assert want and k._opt_cands == want
