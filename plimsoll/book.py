@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -393,7 +394,7 @@ class AccountBook:
         try:
             with np.load(os.fspath(path), allow_pickle=False) as z:
                 header = json.loads(str(z["header"][()]))
-        except (OSError, ValueError, KeyError, EOFError) as e:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
             raise BookFileError(f"book file {path} is unreadable ({e}): delete it") from e
         if not isinstance(header, dict) or header.get("format") != BOOK_FORMAT:
             raise BookFileError(f"book file {path} is not a Plimsoll book: delete it")
@@ -461,7 +462,7 @@ class AccountBook:
                 subs: list[int] = limbs[:, 0].astype(np.int64).tolist()
             else:
                 subs = [sum(int(limbs[i, j]) << (64 * j) for j in range(4)) for i in range(n)]
-        except (OSError, ValueError, KeyError, EOFError, TypeError) as e:
+        except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as e:
             raise BookFileError(f"book file {path} is damaged ({e}): delete it") from e
         book.keys = list(zip(owners, subs, strict=True))
         book.index = {k: i for i, k in enumerate(book.keys)}
