@@ -455,7 +455,7 @@ class AccountBook:
             book.X[:n] = a["X"]
             book.flags[:n] = a["flags"]
             limbs = a["subs"].astype(np.uint64, copy=False)
-            owners = np.char.decode(a["owners"], "ascii").tolist()
+            owners = a["owners"].astype("U42").tolist()
             if limbs.shape != (n, 4) or len(owners) != n:
                 raise ValueError("key columns have the wrong shape")
             if not limbs[:, 1:].any() and not (limbs[:, 0] >> np.uint64(63)).any():
