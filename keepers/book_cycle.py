@@ -20,6 +20,17 @@ Each block:
    ``reconcile_every`` blocks (default: 100 accounts every block, so the read and the
    comparison cost the same each block).
 
+Persistence: every ``save_every`` blocks, after the reconciliation, the book is saved to
+``book_file`` (:meth:`AccountBook.save`, atomic). On start a saved book is used when its block's
+hash is still the chain's and the account index is not behind it (the index's checkpoint is
+committed before the book is saved, so an index behind the book means a lost or restored
+database: the pair is not trusted and the shard is read in full). The logs of (saved block,
+head] are fetched (whatever the index's checkpoint) and every account they name in this shard
+is read at the head with the market table; then the whole shard is reconciled with the lens,
+``RESTART_RECONCILE_CHUNK`` accounts a block, so a stale file cannot hide a change. Any other
+case (no file, another version/chain/core/shard, unreadable, a reorg below the saved block)
+is today's full read.
+
 ``full_reread`` restores the old cycle (every account read and recomputed each block).
 """
 
@@ -30,18 +41,23 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from keepers.ops import KeeperMetrics, in_shard, log
-from plimsoll.book import AccountBook
+from plimsoll.book import AccountBook, BookFileError
 from plimsoll.margin import MarginResult, compute_margin
 from plimsoll.state import MarginState
 from plimsoll.sync import AccountIndexer, StateReader, accounts_in_log, checksum
 
 logger = logging.getLogger("plimsoll.liquidator")
+
+# [accounts] compared with the lens per block after a load from file (~0.3 s of lens reads on
+# anvil); a shard this small or smaller is reconciled at once.
+RESTART_RECONCILE_CHUNK = 2000
 
 
 @dataclass
@@ -88,6 +104,10 @@ class BookCycle:
         reconcile_every: int,
         reconcile_slice: int,
         full_reread: bool = False,
+        book_file: Path | None = None,
+        save_every: int = 0,
+        chain_id: int = 0,
+        core: str = "",
     ) -> None:
         self.indexer = indexer
         self.reader = reader
@@ -110,6 +130,17 @@ class BookCycle:
         # Rows the reconciliation repaired: reported as changed by the next cycle (the options
         # pass reads their positions again).
         self._repaired: set[tuple[str, int]] = set()
+        self.book_file = book_file
+        self.save_every = max(0, int(save_every))
+        self.chain_id = int(chain_id)
+        self.core = core
+        self.start_path = ""  # "file" or "full read", after the first cycle
+        self.load_s = 0.0
+        self._load_tried = False
+        self._loaded_at = -1  # block of the loaded book until its catch-up is applied
+        self._recon_queue: list[tuple[str, int]] | None = None
+        self._last_save = -1
+        self.saved: list[tuple[int, float, int]] = []  # (block, seconds, bytes)
         indexer.log_sink = self._sink
 
     def _sink(self, logs: list[dict[str, Any]]) -> None:
@@ -138,6 +169,9 @@ class BookCycle:
         """
         t0 = time.perf_counter()
         self._touched.clear()
+        if not self._load_tried and not self.full_reread:
+            self._load_tried = True
+            self.book = self._try_load()  # before the sync: its sink skips the book's blocks
         block = self.indexer.sync(head, head_block=head_block)
         self._pinned = block
         if self.full_reread:
@@ -149,7 +183,35 @@ class BookCycle:
             again = book.rollback(fork)
             self._recon_all = True
             log(logger, logging.WARNING, "reorg: book rolled back", fork=fork, accounts=len(again))
-        if book is None or book.market is None:
+        if book is not None and self._loaded_at >= 0:
+            # Loaded from file: the logs of (saved block, head], whatever the index's
+            # checkpoint (its sync re-scans only from there), name the accounts to read.
+            saved, self._loaded_at = self._loaded_at, -1
+            if block > saved:
+                for _stop, logs in self.indexer._logs_adaptive(saved + 1, block):
+                    self._sink([lg for lg in logs if not lg.get("removed")])
+            book.note_logs(self._touched)
+            state = self.reader.read(sorted(book.dirty), block)
+            book.set_markets(state)
+            written = book.write(state)
+            book.applied(block)
+            self._recon_all = False
+            self._recon_queue = []  # built by the next reconcile: the whole shard
+            self._last_recon = block
+            self._last_save = block
+            self.start_path = "file"
+            log(
+                logger,
+                logging.INFO,
+                "book loaded from file",
+                file=str(self.book_file),
+                saved_block=saved,
+                block=block,
+                accounts=book.n,
+                read=state.n_accounts,
+                seconds=round(self.load_s + time.perf_counter() - t0, 3),
+            )
+        elif book is None or book.market is None:
             accounts = [
                 (a.owner, a.subaccount)
                 for a in self.indexer.accounts()
@@ -165,6 +227,17 @@ class BookCycle:
             self._last_recon = block
             self.reconciled += state.n_accounts
             self.metrics.reconciled.inc(state.n_accounts)
+            if not self.start_path:
+                self.start_path = "full read"
+                self.metrics.book_load_seconds.set(0)
+                log(
+                    logger,
+                    logging.INFO,
+                    "book read in full from the lens",
+                    block=block,
+                    accounts=book.n,
+                    seconds=round(time.perf_counter() - t0, 3),
+                )
         else:
             book.note_logs(self._touched)
             state = self.reader.read(sorted(book.dirty), block)
@@ -176,16 +249,41 @@ class BookCycle:
         return view
 
     def reconcile(self) -> int:
-        """Compare the accounts due (all after a reorg, else the rotating slice when
-        ``reconcile_every`` blocks passed) with the lens at the last cycle's block; repair and
-        count mismatches. Returns the accounts compared."""
+        """Compare the accounts due (all after a reorg, a chunk of the whole shard after a load
+        from file, else the rotating slice when ``reconcile_every`` blocks passed) with the lens
+        at the last cycle's block; repair and count mismatches; then save the book when
+        ``save_every`` blocks passed. Returns the accounts compared."""
+        n = self._reconcile()
+        self._maybe_save()
+        return n
+
+    def _reconcile(self) -> int:
         book, block = self.book, self._pinned
         if book is None or book.block != block or block < 0:
             return 0
         t0 = time.perf_counter()
         check: list[tuple[str, int]] = []
+        if self._recon_queue is not None and not self._recon_all and not self._recon_queue:
+            # After a load from file: the whole shard (the book's rows and the index's).
+            shard = [
+                (a.owner, a.subaccount)
+                for a in self.indexer.accounts()
+                if in_shard(a.owner, a.subaccount, self.shard)
+            ]
+            self._recon_queue = list(dict.fromkeys(list(book.keys) + shard))
+            self._recon_queue.reverse()  # popped from the end: book order
+            if not self._recon_queue:
+                self._recon_queue = None
         if self._recon_all:
             check = list(book.keys)
+            self._recon_queue = None
+        elif self._recon_queue:
+            take = min(len(self._recon_queue), max(RESTART_RECONCILE_CHUNK, self.reconcile_slice))
+            check = self._recon_queue[-take:][::-1]
+            del self._recon_queue[-take:]
+            if not self._recon_queue:
+                self._recon_queue = None
+                log(logger, logging.INFO, "loaded book fully reconciled", block=block)
         elif self.reconcile_every and block - self._last_recon >= self.reconcile_every:
             check = self._next_slice(book, set())
         ix = self.indexer
@@ -218,6 +316,79 @@ class BookCycle:
             )
         self.reconcile_ms.append((time.perf_counter() - t0) * 1000)
         return len(check)
+
+    # ------------------------------------------------------------------ persistence
+
+    def _maybe_save(self) -> None:
+        book, block = self.book, self._pinned
+        if (
+            self.book_file is None
+            or not self.save_every
+            or book is None
+            or book.block != block
+            or block < 0
+            or block - self._last_save < self.save_every
+        ):
+            return
+        block_hash = self.indexer._stored_hash(block)
+        if block_hash is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            size = book.save(
+                self.book_file,
+                block_hash=block_hash,
+                chain_id=self.chain_id,
+                core=self.core,
+                shard=self.shard,
+            )
+        except OSError as e:
+            log(logger, logging.WARNING, "book save failed", file=str(self.book_file), error=str(e))
+            self._last_save = block  # try again in save_every blocks
+            return
+        self._last_save = block
+        self.saved.append((block, time.perf_counter() - t0, size))
+
+    def _try_load(self) -> AccountBook | None:
+        """The saved book if it can be used at all (see the module notes), else None."""
+        path = self.book_file
+        if path is None or not path.exists():
+            return None
+        t0 = time.perf_counter()
+        try:
+            book, block_hash = AccountBook.load(
+                path,
+                chain_id=self.chain_id,
+                core=self.core,
+                shard=self.shard,
+                hash_window=self.indexer.hash_window,
+            )
+        except BookFileError as e:
+            log(logger, logging.WARNING, "saved book not used: full read", error=str(e))
+            return None
+        last = self.indexer.last_block
+        if last is None or last < book.block:
+            log(
+                logger,
+                logging.WARNING,
+                "saved book is newer than the account index: full read",
+                book_block=book.block,
+                index_block=last,
+            )
+            return None
+        chain = self.indexer._block_hashes([book.block])[book.block]
+        if chain is None or chain.lower() != block_hash:
+            log(
+                logger,
+                logging.WARNING,
+                "saved book's block is no longer the chain's (a reorg while down): full read",
+                book_block=book.block,
+            )
+            return None
+        self.load_s = time.perf_counter() - t0
+        self.metrics.book_load_seconds.set(self.load_s)
+        self._loaded_at = book.block
+        return book
 
     def _next_slice(self, book: AccountBook, dirty: set[tuple[str, int]]) -> list[tuple[str, int]]:
         n = len(book.keys)

@@ -70,9 +70,14 @@ class KeeperConfig:
     reconcile_every: int = 1
     reconcile_slice: int = 100
     full_reread: bool = False
+    book_save_every: int = 100
+    book_file: Path | None = None  # default: <db>.book.npz beside the db
 
     def nonce_state_path(self) -> Path:
         return self.nonce_state or self.db.with_name(self.db.stem + "-nonces.json")
+
+    def book_path(self) -> Path:
+        return self.book_file or self.db.with_name(self.db.name + ".book.npz")
 
 
 HELP: dict[str, str] = {
@@ -115,9 +120,19 @@ HELP: dict[str, str] = {
     "reconcile_every": "blocks between reconciliations of a book slice with the lens (0: never)",
     "reconcile_slice": "accounts compared with the lens per reconciliation",
     "full_reread": "read and recompute every account each block (the old cycle; benchmarks)",
+    "book_save_every": "blocks between saves of the account book for a fast restart (0: never)",
+    "book_file": "file of the saved account book (default: <db>.book.npz)",
 }
 
-_PATHS = ("deployment", "db", "keystore", "password_file", "nonce_state", "kill_switch_file")
+_PATHS = (
+    "deployment",
+    "db",
+    "keystore",
+    "password_file",
+    "nonce_state",
+    "kill_switch_file",
+    "book_file",
+)
 
 
 def defaults() -> dict[str, object]:

@@ -121,6 +121,10 @@ class LiquidationKeeper(Sending, OptionsPass, PoolPass, RecoveryPass):
             cfg.reconcile_every,
             cfg.reconcile_slice,
             cfg.full_reread,
+            cfg.book_path(),
+            cfg.book_save_every,
+            int(self.indexer._meta("chain_id") or 0),
+            dep["contracts"]["Plimsoll"],
         )
         self.account = account
         self.fees = FeePolicy(

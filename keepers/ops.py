@@ -200,6 +200,11 @@ class KeeperMetrics:
         self.reconciled = Counter(
             "plimsoll_reconciled_accounts", "Book rows compared with the lens", registry=r
         )
+        self.book_load_seconds = Gauge(
+            "plimsoll_book_load_seconds",
+            "Start: seconds to load the saved book and check its block (0: full read)",
+            registry=r,
+        )
         self.cycle_seconds = Histogram(
             "plimsoll_cycle_seconds",
             "Logs applied + market read + screen + exact check per block",

@@ -49,6 +49,9 @@ is over 100 times all of that together for any account of up to 64 terms.
 
 from __future__ import annotations
 
+import json
+import os
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -56,6 +59,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from plimsoll.errors import PlimsollError
 from plimsoll.margin import MarginResult, compute_margin, current_funding_index
 from plimsoll.state import IntArray, MarginState
 
@@ -65,6 +69,14 @@ REL_BOUND = 1e-12  # relative error bound of the screen (see the module notes)
 ABS_BOUND = 1e-12  # [USD] absolute part: the contract's wei roundings, many times over
 
 F64 = npt.NDArray[np.float64]
+
+BOOK_FORMAT = "plimsoll-book"
+BOOK_VERSION = 1
+_COLUMNS = ("cash", "bal", "size", "on", "entry")
+
+
+class BookFileError(PlimsollError):
+    """A saved book cannot be used: unreadable, of another format version, chain or core."""
 
 
 class _I128:
@@ -308,6 +320,156 @@ class AccountBook:
             bad |= np.asarray(state.flags)[idx] != self.flags[rows]
         out.extend(keys[known[j]] for j in np.flatnonzero(bad))
         return out
+
+    # ------------------------------------------------------------------ file
+
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        block_hash: str,
+        chain_id: int,
+        core: str,
+        shard: tuple[int, int] = (0, 1),
+    ) -> int:
+        """Write the book (every column, the keys, the block it is at and that block's hash)
+        to ``path`` atomically: a temp file beside it, fsynced, then ``os.replace``. numpy's
+        own format (``np.savez``, no pickle). Returns the bytes written.
+
+        Keys are stored as checksummed owners (fixed-width ASCII) and subaccounts as four
+        uint64 limbs (uint256 exactly). The market table and the journal are not stored: the
+        market table is read again on load and a reorg below the saved block is caught by the
+        block hash."""
+        n = self.n
+        header = {
+            "format": BOOK_FORMAT,
+            "version": BOOK_VERSION,
+            "chain_id": int(chain_id),
+            "core": str(core).lower(),
+            "shard": [int(shard[0]), int(shard[1])],
+            "block": int(self.block),
+            "block_hash": str(block_hash).lower(),
+            "n_markets": self.nm,
+            "n_assets": self.na,
+            "accounts": n,
+        }
+        subs = [k[1] for k in self.keys[:n]]
+        limbs = np.zeros((n, 4), dtype=np.uint64)
+        if all(0 <= s < 2**63 for s in subs):
+            limbs[:, 0] = np.asarray(subs, dtype=np.int64).astype(np.uint64)
+        else:
+            for j in range(4):
+                limbs[:, j] = np.array([(s >> (64 * j)) & _MASK64 for s in subs], dtype=np.uint64)
+        arrays: dict[str, Any] = {
+            "header": np.array(json.dumps(header, sort_keys=True)),
+            "owners": np.array([k[0] for k in self.keys[:n]], dtype="S42"),
+            "subs": limbs,
+            "flags": self.flags[:n],
+            "X": self.X[:n],
+        }
+        for name in _COLUMNS:
+            col = getattr(self, name)
+            arrays[f"{name}_hi"] = col.hi[:n]
+            arrays[f"{name}_lo"] = col.lo[:n]
+        target = os.fspath(path)
+        tmp = f"{target}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+                size = f.tell()
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return size
+
+    @staticmethod
+    def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+        """The header of a saved book (raises :class:`BookFileError` if unreadable)."""
+        try:
+            with np.load(os.fspath(path), allow_pickle=False) as z:
+                header = json.loads(str(z["header"][()]))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise BookFileError(f"book file {path} is unreadable ({e}): delete it") from e
+        if not isinstance(header, dict) or header.get("format") != BOOK_FORMAT:
+            raise BookFileError(f"book file {path} is not a Plimsoll book: delete it")
+        return header
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        chain_id: int,
+        core: str,
+        shard: tuple[int, int] = (0, 1),
+        hash_window: int = 128,
+    ) -> tuple[AccountBook, str]:
+        """A book saved by :meth:`save`, and the hash of the block it is at.
+
+        Raises
+        ------
+        BookFileError
+            The file is unreadable, truncated, of another version, chain or core.
+        """
+        header = cls.read_header(path)
+        want = {
+            "version": BOOK_VERSION,
+            "chain_id": int(chain_id),
+            "core": str(core).lower(),
+            "shard": [int(shard[0]), int(shard[1])],
+        }
+        for key, value in want.items():
+            if header.get(key) != value:
+                raise BookFileError(
+                    f"book file {path} has {key} {header.get(key)}, this keeper's is {value}"
+                )
+        try:
+            with np.load(os.fspath(path), allow_pickle=False) as z:
+                a = {name: z[name] for name in z.files if name != "header"}
+            nm, na, n = int(header["n_markets"]), int(header["n_assets"]), int(header["accounts"])
+            book = cls(nm, na, hash_window)
+            book._grow(n)
+            book.n = n
+            shapes = {
+                "cash": (n,),
+                "bal": (n, na),
+                "size": (n, nm),
+                "on": (n, nm),
+                "entry": (n, nm),
+            }
+            for name in _COLUMNS:
+                col = getattr(book, name)
+                hi, lo = a[f"{name}_hi"], a[f"{name}_lo"]
+                if hi.shape != shapes[name] or lo.shape != shapes[name]:
+                    raise ValueError(f"column {name} has shape {hi.shape}")
+                col.hi[:n] = hi.astype(np.int64, copy=False)
+                col.lo[:n] = lo.astype(np.uint64, copy=False)
+            if a["X"].shape != (n, book._width()) or a["flags"].shape != (n,):
+                raise ValueError("coefficient or flag columns have the wrong shape")
+            book.X[:n] = a["X"]
+            book.flags[:n] = a["flags"]
+            limbs = a["subs"].astype(np.uint64, copy=False)
+            owners = a["owners"].astype("U42").tolist()
+            if limbs.shape != (n, 4) or len(owners) != n:
+                raise ValueError("key columns have the wrong shape")
+            if not limbs[:, 1:].any() and not (limbs[:, 0] >> np.uint64(63)).any():
+                subs: list[int] = limbs[:, 0].astype(np.int64).tolist()
+            else:
+                subs = [sum(int(limbs[i, j]) << (64 * j) for j in range(4)) for i in range(n)]
+        except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as e:
+            raise BookFileError(f"book file {path} is damaged ({e}): delete it") from e
+        book.keys = list(zip(owners, subs, strict=True))
+        book.index = {k: i for i, k in enumerate(book.keys)}
+        if len(book.index) != n:
+            raise BookFileError(f"book file {path} has duplicate accounts: delete it")
+        book.block = int(header["block"])
+        return book, str(header["block_hash"])
 
     # ------------------------------------------------------------------ events
 

@@ -74,6 +74,42 @@ def test_node_restarted_from_an_older_state(chain: Chain) -> None:
     assert_sound(chain, "restart_older_state", summaries, metrics)
 
 
+def test_keeper_killed_and_restarted_loads_its_saved_book(chain: Chain) -> None:
+    # The keeper saves its book every block; SIGKILL mid-crash (no clean shutdown), prices
+    # keep falling while it is down, a new process on the same index database starts.
+    first = chain.keeper("phoenix", None, "--book-save-every", "1")
+    for _ in range(6):
+        chain.step(DROP)
+    first.proc.kill()
+    first.proc.wait(timeout=30)
+    chain.keepers.remove(first)
+    down_from = int(chain.w3.eth.block_number)
+    for _ in range(3):
+        chain.step(DROP, sync=False)
+    db = chain.workdir / "phoenix.sqlite"
+    assert (chain.workdir / "phoenix.sqlite.book.npz").exists()
+    k = chain.keeper(
+        "phoenix2",
+        None,
+        "--db",
+        str(db),
+        "--nonce-state",
+        str(chain.workdir / "phoenix2-nonces.json"),
+        "--book-save-every",
+        "1",
+    )
+    # The keeper was down (and starting): episodes that began then are not held to the bar.
+    chain.outage_blocks.update(range(down_from, int(chain.w3.eth.block_number) + 2))
+    load_s = k.metrics()["plimsoll_book_load_seconds"]
+    for _ in range(STEPS - 9):
+        chain.step(DROP)
+    summaries, metrics = finish(chain)
+    assert "book loaded from file" in k.err, k.err[-2000:]
+    assert "read in full" not in k.err
+    assert load_s > 0
+    assert_sound(chain, "keeper_restart_from_book", summaries, metrics)
+
+
 def test_node_down_for_20_seconds(chain: Chain) -> None:
     proxy = FlakyProxy(chain.node.url)
     try:
