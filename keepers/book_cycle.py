@@ -188,8 +188,8 @@ class BookCycle:
             # checkpoint (its sync re-scans only from there), name the accounts to read.
             saved, self._loaded_at = self._loaded_at, -1
             if block > saved:
-                for _stop, logs in self.indexer._logs_adaptive(saved + 1, block):
-                    self._sink([lg for lg in logs if not lg.get("removed")])
+                for logs in self.indexer.logs(saved + 1, block):
+                    self._sink(logs)
             book.note_logs(self._touched)
             state = self.reader.read(sorted(book.dirty), block)
             book.set_markets(state)
@@ -330,7 +330,7 @@ class BookCycle:
             or block - self._last_save < self.save_every
         ):
             return
-        block_hash = self.indexer._stored_hash(block)
+        block_hash = self.indexer.stored_hash(block)
         if block_hash is None:
             return
         t0 = time.perf_counter()
@@ -376,7 +376,7 @@ class BookCycle:
                 index_block=last,
             )
             return None
-        chain = self.indexer._block_hashes([book.block])[book.block]
+        chain = self.indexer.chain_hash(book.block)
         if chain is None or chain.lower() != block_hash:
             log(
                 logger,

@@ -123,7 +123,7 @@ class LiquidationKeeper(Sending, OptionsPass, PoolPass, RecoveryPass):
             cfg.full_reread,
             cfg.book_path(),
             cfg.book_save_every,
-            int(self.indexer._meta("chain_id") or 0),
+            self.indexer.chain_id,
             dep["contracts"]["Plimsoll"],
         )
         self.account = account

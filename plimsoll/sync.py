@@ -700,6 +700,27 @@ class AccountIndexer:
                 self.progress("index", stop - start + 1, total)
         return True
 
+    # ------------------------------------------------------------------ for consumers
+
+    @property
+    def chain_id(self) -> int:
+        """The chain id of the node the index was built from (recorded on first use)."""
+        return int(self._meta("chain_id") or 0)
+
+    def stored_hash(self, number: int) -> str | None:
+        """The hash indexed for block ``number`` (within the hash window), or None."""
+        return self._stored_hash(number)
+
+    def chain_hash(self, number: int) -> str | None:
+        """The chain's hash of block ``number`` now (None: the chain has no such block)."""
+        return self._block_hashes([number])[number]
+
+    def logs(self, start: int, end: int) -> Iterator[list[dict[str, Any]]]:
+        """The account logs of blocks [start, end] (the scan's filter, chunked as the scan;
+        removed ones left out), without indexing them."""
+        for _stop, logs in self._logs_adaptive(start, end):
+            yield [lg for lg in logs if not lg.get("removed")]
+
     def rescan(self) -> list[tuple[str, int]]:
         """Fetch the logs of the indexed blocks since the last re-scan again (at least the last
         ``rescan_depth``, at most the hash window): logs a node served late. Returns every
