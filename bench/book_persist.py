@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
 import tempfile
 import time
@@ -37,16 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from keeper_anvil import FEEDS, GAS, MARKET_UNITS, Sender, populate  # noqa: E402
-from keeper_cycle import NA, NM, PRICES, accounts, market  # noqa: E402
+from keeper_anvil import populated  # noqa: E402
+from keeper_cycle import PRICES, market, synthetic_book  # noqa: E402
 
 from keepers.book_cycle import BookCycle  # noqa: E402
-from keepers.ops import KeeperMetrics  # noqa: E402
 from plimsoll.book import AccountBook  # noqa: E402
-from plimsoll.chain import LocalNode  # noqa: E402
-from plimsoll.deploy import FEED_DECIMALS, deploy_local  # noqa: E402
-from plimsoll.sync import AccountIndexer, RpcClient, StateReader  # noqa: E402
-from plimsoll.units import token_units, wad  # noqa: E402
 
 CORE = "0x" + "11" * 20
 
@@ -54,12 +48,8 @@ CORE = "0x" + "11" * 20
 def synthetic(rows: int, seed: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     m = market(1, list(PRICES), 1_000_000)
-    book = AccountBook(NM, NA)
     t = time.perf_counter()
-    for lo in range(0, rows, 50_000):
-        book.write(accounts(rng, lo, min(rows, lo + 50_000), m))
-    book.set_markets(m)
-    book.applied(1)
+    book = synthetic_book(rng, rows, m)
     build_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
         path = Path(tmp) / "book.npz"
@@ -84,34 +74,14 @@ def synthetic(rows: int, seed: int) -> dict[str, Any]:
 
 
 def anvil(n: int, down: int, touched: int, seed: int) -> dict[str, Any]:
-    rng = random.Random(seed)
-    n_senders = 200
-    extra = ["--block-base-fee-per-gas", "0"]
-    with LocalNode(accounts=n_senders + 1, extra=extra) as w3, tempfile.TemporaryDirectory() as tmp:
-        dep = deploy_local(w3, series=True)
-        senders = list(w3.eth.accounts)[1:]
-        made = populate(dep, senders, n, rng)
-        keys = made.pop("keys")
-        lens = dep.contracts["PlimsollLens"].address
-        core = dep.core.address
-        chain = int(w3.eth.chain_id)
-        book_file = Path(tmp) / "keeper.sqlite.book.npz"
+    with populated(n, seed) as bc:
+        w3 = bc.w3
+        core = bc.dep.core.address
+        book_file = bc.tmp / "keeper.sqlite.book.npz"
 
         def keeper() -> BookCycle:
-            rpc = RpcClient(w3)
-            ix = AccountIndexer(
-                w3,
-                core,
-                Path(tmp) / "keeper.sqlite",
-                dep.block,
-                rpc=rpc,
-                options=dep.contracts["OptionsMarket"].address,
-                rescan_every=0,
-            )
-            reader = StateReader(w3, core, lens, rpc=rpc)
-            return BookCycle(
-                ix, reader, KeeperMetrics(), (0, 1), 1, 100, False, book_file, 1, chain, core
-            )
+            kw = {"book_file": book_file, "save_every": 1, "chain_id": int(w3.eth.chain_id)}
+            return bc.keeper("keeper.sqlite", core=core, **kw)[0]
 
         first = keeper()
         t = time.perf_counter()
@@ -121,25 +91,8 @@ def anvil(n: int, down: int, touched: int, seed: int) -> dict[str, Any]:
         _, save_s, size = first.saved[-1]
         first.indexer.close()
         # Down for ``down`` blocks: prices move, ``touched`` accounts trade or deposit a block.
-        feeds = [dep.feeds[f] for f in FEEDS]
-        tx = Sender(w3, [dep.admin, *senders])
-        px = [2000.0, 60_000.0, 150.0]
         for _ in range(down):
-            for j, f in enumerate(feeds):
-                px[j] *= 1 + rng.gauss(0, 0.002)
-                tx.add(dep.admin, f.functions.updateAnswer(int(px[j] * 10**FEED_DECIMALS)), 250_000)
-            for _ in range(touched):
-                owner, sub = keys[rng.randrange(len(keys))]
-                if rng.random() < 0.5:
-                    fn = dep.core.functions.deposit(sub, 0, token_units(10, 6))
-                    tx.add(owner, fn, GAS["deposit"])
-                else:
-                    m = rng.randrange(3)
-                    size_ = MARKET_UNITS[m] * 0.05 * (1 if rng.random() < 0.5 else -1)
-                    fn = dep.core.functions.trade(sub, m, wad(round(size_, 6)), 0)
-                    tx.add(owner, fn, GAS["trade"])
-            tx.flush(mine_each=False)
-            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            bc.block(touched)
         head = int(w3.eth.block_number)
         again = keeper()
         t = time.perf_counter()

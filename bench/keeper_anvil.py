@@ -24,6 +24,8 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -212,70 +214,98 @@ def _liquidatable(state: Any, result: Any) -> set[tuple[str, int]]:
     return {(state.owners[i], int(state.subaccounts[i])) for i in np.flatnonzero(keep)}
 
 
-def run(n: int, blocks: int, touched: int, seed: int, baseline_blocks: int = 5) -> dict[str, Any]:
-    """The end-to-end figures for ``n`` accounts (keys as ``bench/keeper_cycle.py``'s)."""
+class BenchChain:
+    """A populated anvil (see :func:`populated`): keepers over it and blocks of activity."""
+
+    def __init__(
+        self,
+        w3: Any,
+        dep: Deployment,
+        senders: list[str],
+        made: dict[str, Any],
+        tmp: Path,
+        rng: random.Random,
+    ) -> None:
+        self.w3, self.dep, self.senders, self.tmp, self.rng = w3, dep, senders, tmp, rng
+        self.keys: list[tuple[str, int]] = made.pop("keys")
+        self.made = made
+        self.tx = Sender(w3, [dep.admin, *senders])
+        self.px = [2000.0, 60_000.0, 150.0]
+        self.feeds = [dep.feeds[f] for f in FEEDS]
+
+    def keeper(self, db: str, full: bool = False, **kw: Any) -> tuple[BookCycle, RpcClient]:
+        """A BookCycle built as keepers/liquidator.py builds it (new blocks only on the block's
+        path, the window re-scan in its reconcile), over its own index file ``db``."""
+        rpc = RpcClient(self.w3)
+        dep = self.dep
+        ix = AccountIndexer(
+            self.w3,
+            dep.core.address,
+            self.tmp / db,
+            dep.block,
+            rpc=rpc,
+            options=dep.contracts["OptionsMarket"].address,
+            rescan_every=0,
+        )
+        reader = StateReader(
+            self.w3, dep.core.address, dep.contracts["PlimsollLens"].address, rpc=rpc
+        )
+        return BookCycle(ix, reader, KeeperMetrics(), (0, 1), 1, 100, full, **kw), rpc
+
+    def block(self, activity: int, drift: float = 0.0) -> int:
+        """One block: a new round on each feed (a 0.2% random walk plus ``drift``),
+        ``activity`` random accounts depositing or trading, the clock 2 s on."""
+        dep, tx, rng = self.dep, self.tx, self.rng
+        for j, f in enumerate(self.feeds):
+            self.px[j] *= 1 + drift + rng.gauss(0, 0.002)
+            tx.add(
+                dep.admin, f.functions.updateAnswer(int(self.px[j] * 10**FEED_DECIMALS)), 250_000
+            )
+        for _ in range(activity):
+            owner, sub = self.keys[rng.randrange(len(self.keys))]
+            if rng.random() < 0.5:
+                fn = dep.core.functions.deposit(sub, 0, token_units(10, 6))
+                tx.add(owner, fn, GAS["deposit"])
+            else:
+                m = rng.randrange(3)
+                size = MARKET_UNITS[m] * 0.05 * (1 if rng.random() < 0.5 else -1)
+                tx.add(
+                    owner, dep.core.functions.trade(sub, m, wad(round(size, 6)), 0), GAS["trade"]
+                )
+        tx.flush(mine_each=False)
+        _rpc(self.w3, "evm_increaseTime", [2])
+        _rpc(self.w3, "evm_mine", [])
+        return int(self.w3.eth.block_number)
+
+
+@contextmanager
+def populated(n: int, seed: int) -> Iterator[BenchChain]:
+    """anvil with a deployment and ``n`` accounts (:func:`populate`), for the block of a with."""
     rng = random.Random(seed)
-    n_senders = 200
     extra = ["--block-base-fee-per-gas", "0"]
-    with LocalNode(accounts=n_senders + 1, extra=extra) as w3, tempfile.TemporaryDirectory() as tmp:
+    with LocalNode(accounts=201, extra=extra) as w3, tempfile.TemporaryDirectory() as tmp:
         dep = deploy_local(w3, series=True)
         senders = list(w3.eth.accounts)[1:]
         made = populate(dep, senders, n, rng)
-        keys = made.pop("keys")
-        lens = dep.contracts["PlimsollLens"].address
-        core = dep.core.address
-        options = dep.contracts["OptionsMarket"].address
+        yield BenchChain(w3, dep, senders, made, Path(tmp), rng)
 
-        def keeper(db: str, full: bool) -> tuple[BookCycle, RpcClient]:
-            rpc = RpcClient(w3)
-            # As keepers/liquidator.py builds it: new blocks only, the window re-scan in
-            # BookCycle.reconcile.
-            ix = AccountIndexer(
-                w3, core, Path(tmp) / db, dep.block, rpc=rpc, options=options, rescan_every=0
-            )
-            reader = StateReader(w3, core, lens, rpc=rpc)
-            return BookCycle(ix, reader, KeeperMetrics(), (0, 1), 1, 100, full), rpc
 
-        cyc, rpc = keeper("book.sqlite", False)
+def run(n: int, blocks: int, touched: int, seed: int, baseline_blocks: int = 5) -> dict[str, Any]:
+    """The end-to-end figures for ``n`` accounts (keys as ``bench/keeper_cycle.py``'s)."""
+    with populated(n, seed) as bc:
+        w3 = bc.w3
+        cyc, rpc = bc.keeper("book.sqlite")
         t = time.perf_counter()
         cyc.cycle(w3.eth.block_number)
         sync_s = time.perf_counter() - t
         cyc.cycle_ms.clear()
-        px = [float(p) for p in (2000, 60_000, 150)]
-        feeds = [dep.feeds[f] for f in FEEDS]
-        tx = Sender(w3, [dep.admin, *senders])
         times: list[float] = []
         round_trips: list[int] = []
         requests: list[int] = []
         exact_rows: list[int] = []
         flagged_rows: list[int] = []
         liq: list[int] = []
-
-        def block(activity: int, drift: float = 0.0) -> int:
-            for j, f in enumerate(feeds):
-                px[j] *= 1 + drift + rng.gauss(0, 0.002)
-                answer = int(px[j] * 10**FEED_DECIMALS)
-                tx.add(dep.admin, f.functions.updateAnswer(answer), 250_000)
-            for _ in range(activity):
-                owner, sub = keys[rng.randrange(len(keys))]
-                if rng.random() < 0.5:
-                    tx.add(
-                        owner,
-                        dep.core.functions.deposit(sub, 0, token_units(10, 6)),
-                        GAS["deposit"],
-                    )
-                else:
-                    m = rng.randrange(3)
-                    size = MARKET_UNITS[m] * 0.05 * (1 if rng.random() < 0.5 else -1)
-                    tx.add(
-                        owner,
-                        dep.core.functions.trade(sub, m, wad(round(size, 6)), 0),
-                        GAS["trade"],
-                    )
-            tx.flush(mine_each=False)
-            _rpc(w3, "evm_increaseTime", [2])
-            _rpc(w3, "evm_mine", [])
-            return int(w3.eth.block_number)
+        block = bc.block
 
         recon_ms: list[float] = []
         options_ms: list[float] = []
@@ -306,7 +336,7 @@ def run(n: int, blocks: int, touched: int, seed: int, baseline_blocks: int = 5) 
         truth = _liquidatable(full_state, compute_margin(full_state))
         refused = _check_receipts(w3, first_timed, view.block, verbose=False)
         # Today's cycle on the same chain: every account read and recomputed each block.
-        base, _ = keeper("full.sqlite", True)
+        base, _ = bc.keeper("full.sqlite", True)
         base.cycle(w3.eth.block_number)
         base_ms: list[float] = []
         for _ in range(baseline_blocks):
@@ -353,5 +383,5 @@ def run(n: int, blocks: int, touched: int, seed: int, baseline_blocks: int = 5) 
         "reconciliation_mismatches": cyc.mismatches,
         "reconciled": cyc.reconciled,
         "activity_txs_refused": refused,  # trades over IM in the fall (the core refuses them)
-        "setup": made,
+        "setup": bc.made,
     }

@@ -147,6 +147,17 @@ def rss_mb() -> float:
     return 0.0
 
 
+def synthetic_book(rng: np.random.Generator, n: int, m: MarginState) -> AccountBook:
+    """A book of ``n`` synthetic accounts at block 1 (rows as :func:`accounts`, 50,000 at a
+    time, as the logs of a sync would name them)."""
+    book = AccountBook(NM, NA)
+    for lo in range(0, n, 50_000):
+        book.write(accounts(rng, lo, min(n, lo + 50_000), m))
+    book.set_markets(m)
+    book.applied(1)
+    return book
+
+
 def run_size(
     n: int, blocks: int, touched: int, seed: int, read_ms_per_account: float
 ) -> dict[str, Any]:
@@ -154,12 +165,8 @@ def run_size(
     prices = list(PRICES)
     ts = 1_000_000
     m = market(1, prices, ts)
-    book = AccountBook(NM, NA)
     t0 = time.perf_counter()
-    for lo in range(0, n, 50_000):
-        book.write(accounts(rng, lo, min(n, lo + 50_000), m))
-    book.set_markets(m)
-    book.applied(1)
+    book = synthetic_book(rng, n, m)
     sync_s = time.perf_counter() - t0
     times: list[float] = []
     checked: list[int] = []
