@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from plimsoll.sim import PopulationSpec, SimConfig, draw_population, scenario  # noqa: E402
-from plimsoll.sim.chain import book_specs, run_chain  # noqa: E402
+from plimsoll.sim.chain import book_specs, comparable_config, run_chain  # noqa: E402
 from plimsoll.sim.engine import simulate  # noqa: E402
 
 N_STEPS = 48
@@ -47,19 +47,10 @@ BLOCKS_PER_STEP = 4
 def world(n_accounts: int) -> tuple[SimConfig, Any, Any]:
     cfg = SimConfig()
     path = scenario("black_thursday", cfg, n_steps=N_STEPS)
-    dt = float(path.times[1] - path.times[0])
+    cfg = comparable_config(cfg, path, BLOCKS_PER_STEP)
     cfg = replace(
         cfg,
-        gas=replace(
-            cfg.gas,
-            block_time=dt / BLOCKS_PER_STEP,
-            base_fee=2.0,
-            priority_fee=1.0,
-            spikes_per_day=0.0,
-            spike_on_move=10.0,
-        ),
-        keeper=replace(cfg.keeper, latency_blocks=1, max_per_block=500),
-        feedback=replace(cfg.feedback, sell_collateral=True, hedger=True),
+        keeper=replace(cfg.keeper, max_per_block=500),
         traders=replace(cfg.traders, p_topup=0.0, p_reduce=0.0),
     )
     spec = PopulationSpec(

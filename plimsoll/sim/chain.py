@@ -36,7 +36,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -581,6 +581,27 @@ class ChainOptions:
     keeper_args: tuple[str, ...] = ()
     keeper_timeout: float = 60.0
     workdir: Path | None = None
+
+
+def comparable_config(cfg: SimConfig, path: PricePaths, blocks_per_step: int) -> SimConfig:
+    """``cfg`` set up for comparing the fast engine with the chain on ``path``: blocks of
+    ``blocks_per_step`` per step, a flat 2 gwei base fee + 1 gwei tip with spikes only on
+    moves (random spikes would draw from each engine's own random stream), keepers one block
+    behind, collateral sales and the pool hedger on."""
+    dt = float(path.times[1] - path.times[0])
+    return replace(
+        cfg,
+        gas=replace(
+            cfg.gas,
+            block_time=dt / blocks_per_step,
+            base_fee=2.0,
+            priority_fee=1.0,
+            spikes_per_day=0.0,
+            spike_on_move=10.0,
+        ),
+        keeper=replace(cfg.keeper, latency_blocks=1),
+        feedback=replace(cfg.feedback, sell_collateral=True, hedger=True),
+    )
 
 
 def _deploy_world(w3: Web3, cfg: SimConfig, opts: ChainOptions, dt_max: float) -> Deployment:

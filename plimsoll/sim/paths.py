@@ -96,6 +96,12 @@ def _drops(cfg: SimConfig, eth: float, btc: float, sol: float, stable: float = 0
     return np.array([by_name.get(a.name, eth) for a in cfg.assets])
 
 
+def _moves(cfg: SimConfig, t: F, shape: F, drops: F, vol_daily: float, seed: int) -> F:
+    """Log moves per asset: the scenario's ``shape`` scaled by each asset's ``drops``, plus
+    noise of ``vol_daily`` on the assets that move (drop 0: a stablecoin stays put)."""
+    return shape[:, None] * drops + _noise(t, len(cfg.assets), vol_daily, seed) * (drops > 0)
+
+
 def _noise(t: F, n_assets: int, vol_daily: float, seed: int) -> F:
     rng = np.random.default_rng(seed)
     dt = np.diff(t) / DAY
@@ -123,7 +129,7 @@ def black_thursday(cfg: SimConfig, n_steps: int = 288, seed: int = 0) -> PricePa
         h >= 14, hour_drop, np.where(h >= 13, (h - 13) * (hour_drop - candle), 0.0)
     ) + np.where((h >= at) & (h < 14), candle, 0.0)
     drops = _drops(cfg, 1.0, 0.875, 1.1, 0.0)
-    logp = shape[:, None] * drops + _noise(t, len(cfg.assets), 0.02, seed) * (drops > 0)
+    logp = _moves(cfg, t, shape, drops, 0.02, seed)
     liq = np.where((h >= 12) & (h < 16), 0.3, np.where((h >= 6) & (h < 20), 0.6, 1.0))
     return _from_log_moves(cfg, t, logp, liq, "black_thursday")
 
@@ -134,7 +140,7 @@ def slow_grind(cfg: SimConfig, n_steps: int = 168, seed: int = 0) -> PricePaths:
     d = t / DAY
     shape = math.log(0.70) * d / 7 + 0.03 * np.sin(2 * math.pi * d) * (1 - d / 7)
     drops = _drops(cfg, 1.0, 0.8, 1.2)
-    logp = shape[:, None] * drops + _noise(t, len(cfg.assets), 0.02, seed) * (drops > 0)
+    logp = _moves(cfg, t, shape, drops, 0.02, seed)
     return _from_log_moves(cfg, t, logp, np.ones_like(t), "slow_grind")
 
 
@@ -145,7 +151,7 @@ def wick(cfg: SimConfig, n_steps: int = 144, seed: int = 0) -> PricePaths:
     shape = np.interp(h, [0, 8, 8 + 1 / 6, 10, 24],
                       [0, 0, math.log(0.75), math.log(0.95), math.log(0.95)])
     drops = _drops(cfg, 1.0, 0.7, 1.2)
-    logp = shape[:, None] * drops + _noise(t, len(cfg.assets), 0.01, seed) * (drops > 0)
+    logp = _moves(cfg, t, shape, drops, 0.01, seed)
     liq = np.where((h >= 8) & (h < 9), 0.4, 1.0)
     return _from_log_moves(cfg, t, logp, liq, "wick")
 
@@ -157,7 +163,7 @@ def gap_down(cfg: SimConfig, n_steps: int = 96, seed: int = 0) -> PricePaths:
     gap_at = t[np.searchsorted(h, 3.0)] / HOUR
     shape = np.where(h >= gap_at, math.log(0.80), 0.0)
     drops = _drops(cfg, 1.0, 0.8, 1.1)
-    logp = shape[:, None] * drops + _noise(t, len(cfg.assets), 0.015, seed) * (drops > 0)
+    logp = _moves(cfg, t, shape, drops, 0.015, seed)
     liq = np.where((h >= 2.5) & (h < 5), 0.2, 1.0)
     return _from_log_moves(cfg, t, logp, liq, "gap_down")
 

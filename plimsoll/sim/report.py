@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,40 +112,51 @@ def plot_prices(runs: dict[str, SimResult], path: Path, asset: int = 0) -> None:
     plt.close(fig)
 
 
-def plot_cumulative(runs: dict[str, SimResult], path: Path) -> None:
+def _two_panels(
+    runs: dict[str, SimResult],
+    path: Path,
+    panels: tuple[tuple[str, Callable[[SimResult], Any]], tuple[str, Callable[[SimResult], Any]]],
+) -> None:
+    """Two side-by-side time series per run: (title, series of a run) for each panel."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), dpi=90)
     for label, r in runs.items():
         h = r.times / 3600
-        axes[0].plot(h, np.cumsum(r.liquidated[0] + r.collateral_liquidated[0]), label=label)
-        axes[1].plot(h, r.bad_debt[0].sum(-1) / 1e3, label=label)
-    axes[0].set_title("cumulative liquidations", fontsize=9)
-    axes[1].set_title("cumulative bad debt [kUSD]", fontsize=9)
-    for ax in axes:
+        for ax, (_, series) in zip(axes, panels, strict=True):
+            ax.plot(h, series(r), label=label)
+    for ax, (title, _) in zip(axes, panels, strict=True):
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("hours")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_cumulative(runs: dict[str, SimResult], path: Path) -> None:
+    _two_panels(
+        runs,
+        path,
+        (
+            (
+                "cumulative liquidations",
+                lambda r: np.cumsum(r.liquidated[0] + r.collateral_liquidated[0]),
+            ),
+            ("cumulative bad debt [kUSD]", lambda r: r.bad_debt[0].sum(-1) / 1e3),
+        ),
+    )
 
 
 def plot_insurance(runs: dict[str, SimResult], path: Path) -> None:
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), dpi=90)
-    for label, r in runs.items():
-        h = r.times / 3600
-        axes[0].plot(h, r.insurance[0] / 1e3, label=label)
-        axes[1].plot(h, r.lp_share_price[0], label=label)
-    axes[0].set_title("insurance fund [kUSD]", fontsize=9)
-    axes[1].set_title("LP share price", fontsize=9)
-    for ax in axes:
-        ax.set_xlabel("hours")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _two_panels(
+        runs,
+        path,
+        (
+            ("insurance fund [kUSD]", lambda r: r.insurance[0] / 1e3),
+            ("LP share price", lambda r: r.lp_share_price[0]),
+        ),
+    )
 
 
 def plot_histogram(mc: dict[str, SimResult], path: Path) -> None:

@@ -72,7 +72,7 @@ import numpy as np
 import pytest
 
 from plimsoll.sim import PopulationSpec, SimConfig, draw_population, scenario
-from plimsoll.sim.chain import ChainRun, run_chain
+from plimsoll.sim.chain import ChainRun, comparable_config, run_chain
 from plimsoll.sim.engine import CAUSES, SimResult, simulate
 
 N_ACCOUNTS = 30
@@ -86,18 +86,9 @@ def _world(
     cfg = SimConfig()
     path = scenario("black_thursday", cfg, n_steps=N_STEPS)
     dt = float(path.times[1] - path.times[0])
+    cfg = comparable_config(cfg, path, BLOCKS_PER_STEP)
     cfg = replace(
         cfg,
-        gas=replace(
-            cfg.gas,
-            block_time=dt / BLOCKS_PER_STEP,
-            base_fee=2.0,
-            priority_fee=1.0,
-            spikes_per_day=0.0,  # random spikes: each engine has its own random stream
-            spike_on_move=10.0,
-        ),
-        keeper=replace(cfg.keeper, latency_blocks=1),
-        feedback=replace(cfg.feedback, sell_collateral=True, hedger=True),
         traders=replace(
             cfg.traders, p_topup=p_topup, p_reduce=p_reduce, topup_fraction=0.3, delay=dt / 2
         ),
