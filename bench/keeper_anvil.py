@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from keepers.book_cycle import BookCycle
+from keepers.book_cycle import BookCycle, liquidatable_order
 from keepers.ops import KeeperMetrics
 from plimsoll.chain import LocalNode
 from plimsoll.deploy import FEED_DECIMALS, Deployment, deploy_local
@@ -209,9 +209,9 @@ def populate(dep: Deployment, senders: list[str], n: int, rng: random.Random) ->
 
 
 def _liquidatable(state: Any, result: Any) -> set[tuple[str, int]]:
-    flags = np.asarray(state.flags) if state.flags is not None else np.zeros(state.n_accounts)
-    keep = result.priced & result.liquidatable & (flags == 0)
-    return {(state.owners[i], int(state.subaccounts[i])) for i in np.flatnonzero(keep)}
+    flags = state.flags if state.flags is not None else np.zeros(state.n_accounts)
+    order = liquidatable_order(result, flags)
+    return {(state.owners[i], int(state.subaccounts[i])) for i in order}
 
 
 class BenchChain:

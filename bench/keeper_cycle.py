@@ -200,7 +200,7 @@ def run_size(
         rows, _state, result = book.exact_candidates(sc)
         times.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        fstate = book.subset(book.flagged_to_check(np.zeros(0, dtype=np.int64), moved=True))
+        fstate = book.subset(book.flagged())
         opt_ms.append((time.perf_counter() - t) * 1000)
         checked.append(len(rows))
         liq.append(int((result.liquidatable & result.priced).sum()))

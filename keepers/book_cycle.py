@@ -190,11 +190,7 @@ class BookCycle:
             if block > saved:
                 for logs in self.indexer.logs(saved + 1, block):
                     self._sink(logs)
-            book.note_logs(self._touched)
-            state = self.reader.read(sorted(book.dirty), block)
-            book.set_markets(state)
-            written = book.write(state)
-            book.applied(block)
+            state, written = self._apply_logs(book, block)
             self._recon_all = False
             self._recon_queue = []  # built by the next reconcile: the whole shard
             self._last_recon = block
@@ -212,11 +208,7 @@ class BookCycle:
                 seconds=round(self.load_s + time.perf_counter() - t0, 3),
             )
         elif book is None or book.market is None:
-            accounts = [
-                (a.owner, a.subaccount)
-                for a in self.indexer.accounts()
-                if in_shard(a.owner, a.subaccount, self.shard)
-            ]
+            accounts = self._shard_accounts()
             state = self.reader.read(accounts, block)
             book = AccountBook(state.n_markets, state.n_assets, self.indexer.hash_window)
             book.set_markets(state)  # first: a listing widens the book's columns
@@ -239,14 +231,30 @@ class BookCycle:
                     seconds=round(time.perf_counter() - t0, 3),
                 )
         else:
-            book.note_logs(self._touched)
-            state = self.reader.read(sorted(book.dirty), block)
-            book.set_markets(state)  # first: a listing widens the book's columns
-            written = book.write(state)
-            book.applied(block)
+            _, written = self._apply_logs(book, block)
         view = self._screen(book, block, written)
         self.cycle_ms.append((time.perf_counter() - t0) * 1000)
         return view
+
+    def _apply_logs(
+        self, book: AccountBook, block: int
+    ) -> tuple[MarginState, npt.NDArray[np.int64]]:
+        """The accounts the block's logs named read at ``block`` (with the market table) and
+        written to the book, which is then at ``block``; returns the read and its rows."""
+        book.note_logs(self._touched)
+        state = self.reader.read(sorted(book.dirty), block)
+        book.set_markets(state)  # first: a listing widens the book's columns
+        written = book.write(state)
+        book.applied(block)
+        return state, written
+
+    def _shard_accounts(self) -> list[tuple[str, int]]:
+        """Every indexed account of this keeper's shard."""
+        return [
+            (a.owner, a.subaccount)
+            for a in self.indexer.accounts()
+            if in_shard(a.owner, a.subaccount, self.shard)
+        ]
 
     def reconcile(self) -> int:
         """Compare the accounts due (all after a reorg, a chunk of the whole shard after a load
@@ -265,11 +273,7 @@ class BookCycle:
         check: list[tuple[str, int]] = []
         if self._recon_queue is not None and not self._recon_all and not self._recon_queue:
             # After a load from file: the whole shard (the book's rows and the index's).
-            shard = [
-                (a.owner, a.subaccount)
-                for a in self.indexer.accounts()
-                if in_shard(a.owner, a.subaccount, self.shard)
-            ]
+            shard = self._shard_accounts()
             self._recon_queue = list(dict.fromkeys(list(book.keys) + shard))
             self._recon_queue.reverse()  # popped from the end: book order
             if not self._recon_queue:
@@ -404,12 +408,9 @@ class BookCycle:
         assert book.market is not None
         sc = book.screen()
         rows, state, result = book.exact_candidates(sc)
-        flags = book.flags[rows]
-        keep = result.priced & result.liquidatable & (flags == 0)
-        idx = np.flatnonzero(keep)
-        order = idx[np.argsort(result.health[idx], kind="stable")].astype(np.int64)
+        order = liquidatable_order(result, book.flags[rows])
         # Options / portfolio-margin accounts: every one, for the options pass to choose from.
-        flagged_all = book.flagged_to_check(written, moved=True)
+        flagged_all = book.flagged()
 
         def options() -> tuple[MarginState, MarginResult, npt.NDArray[np.int64]]:
             # The options pass needs every flagged row's exact state: a second, small subset.
@@ -426,26 +427,28 @@ class BookCycle:
 
     def _full(self, block: int, t0: float) -> BlockView:
         """Today's cycle: every account read and recomputed exactly."""
-        accounts = [
-            (a.owner, a.subaccount)
-            for a in self.indexer.accounts()
-            if in_shard(a.owner, a.subaccount, self.shard)
-        ]
+        accounts = self._shard_accounts()
         state = self.reader.read(accounts, block)
         result = compute_margin(state)
-        flagged_mask = (
-            np.asarray(state.flags) != 0
+        flags = (
+            np.asarray(state.flags)
             if state.flags is not None
-            else np.zeros(state.n_accounts, dtype=bool)
+            else np.zeros(state.n_accounts, dtype=np.int64)
         )
-        keep = result.priced & result.liquidatable & ~flagged_mask
-        idx = np.flatnonzero(keep)
-        order = idx[np.argsort(result.health[idx], kind="stable")].astype(np.int64)
+        order = liquidatable_order(result, flags)
         self.cycle_ms.append((time.perf_counter() - t0) * 1000)
-        flagged = np.flatnonzero(flagged_mask).astype(np.int64)
+        flagged = np.flatnonzero(flags != 0).astype(np.int64)
         return BlockView(
             block, state.n_accounts, state, result, order, None, lambda: (state, result, flagged)
         )
+
+
+def liquidatable_order(result: MarginResult, flags: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Rows the perp steps liquidate: priced, under MM, not option / portfolio-margin
+    accounts (``flags`` 0; those go to the options pass); most under-margined first."""
+    keep = result.priced & result.liquidatable & (np.asarray(flags) == 0)
+    idx = np.flatnonzero(keep)
+    return idx[np.argsort(result.health[idx], kind="stable")].astype(np.int64)
 
 
 def _concat(

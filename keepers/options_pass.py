@@ -256,20 +256,18 @@ class OptionsPass:
             return () if x is None else tuple(np.asarray(x).reshape(-1).tolist())
 
         nm = state.n_markets
-        per_market = [
-            tuple(
-                col(v)[m] if len(col(v)) > m else None
-                for v in (
-                    market.spot,
-                    market.iv,
-                    iv_ok,
-                    market.im_scalar,
-                    market.mm_scalar,
-                    state.market_price_ok,
-                )
+        cols = [
+            col(v)
+            for v in (
+                market.spot,
+                market.iv,
+                iv_ok,
+                market.im_scalar,
+                market.mm_scalar,
+                state.market_price_ok,
             )
-            for m in range(nm)
         ]
+        per_market = [tuple(c[m] if len(c) > m else None for c in cols) for m in range(nm)]
         per_asset = list(zip(col(state.asset_price), col(state.asset_price_ok), strict=False))
         now = (per_market, per_asset)
         prev, self._opt_inputs = self._opt_inputs, now

@@ -654,15 +654,9 @@ class AccountBook:
             priced = np.ones(len(gap), dtype=bool)
         return ScreenResult(gap, bound, sure, ambiguous, priced)
 
-    def flagged_to_check(
-        self, written: npt.NDArray[np.int64], moved: bool
-    ) -> npt.NDArray[np.int64]:
-        """Option / portfolio-margin rows for plimsoll.pm: all of them when a price or a
-        volatility scalar moved (``moved``), else the ones whose rows were just written."""
-        flagged = np.flatnonzero(self.flags[: self.n] != 0)
-        if moved:
-            return flagged.astype(np.int64)
-        return np.intersect1d(flagged, written).astype(np.int64)
+    def flagged(self) -> npt.NDArray[np.int64]:
+        """Rows of option / portfolio-margin accounts (the options pass chooses among them)."""
+        return np.flatnonzero(self.flags[: self.n] != 0).astype(np.int64)
 
     def exact_candidates(
         self, screen: ScreenResult

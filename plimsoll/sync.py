@@ -281,6 +281,14 @@ def accounts_in_log(log: dict[str, Any]) -> list[tuple[str, int]]:
     return out
 
 
+def _first_seen(rows: dict[tuple[str, int], int], log: dict[str, Any], block: int) -> None:
+    """Record ``block`` as the first block of every account ``log`` names, unless an earlier
+    one is recorded."""
+    for key in accounts_in_log(log):
+        if rows.get(key, block + 1) > block:
+            rows[key] = block
+
+
 def _is_range_error(exc: Exception) -> bool:
     """Whether a failed ``eth_getLogs`` should be retried over a smaller block range."""
     if isinstance(exc, requests.Timeout | TimeoutError):
@@ -689,9 +697,7 @@ class AccountIndexer:
                     return False  # a reorg under the scan: start over (rolls back first)
                 if log.get("removed"):
                     continue
-                for key in accounts_in_log(log):
-                    if rows_.get(key, bn + 1) > bn:
-                        rows_[key] = bn
+                _first_seen(rows_, log, bn)
             if self.log_sink is not None:
                 self.log_sink([lg for lg in logs if not lg.get("removed")])
             self._commit_chunk(stop, rows_, hashes)
@@ -745,9 +751,7 @@ class AccountIndexer:
                     continue
                 if stored.get(bn) not in (None, log.get("blockHash")):
                     return []
-                for key in accounts_in_log(log):
-                    if rows.get(key, bn + 1) > bn:
-                        rows[key] = bn
+                _first_seen(rows, log, bn)
         with self.db:
             self.stats.new_accounts += self._upsert_accounts(rows)
         self._rescanned = last
